@@ -1,0 +1,334 @@
+"""On-disk run store: lets a user's run survive a browser reload and a server restart.
+
+Each run is one opaque payload (the app passes rnn_core checkpoint bytes) stored as
+``<data_dir>/<run_id>.npz``. The run id travels in the URL query string, so it is validated
+strictly before it is ever turned into a path.
+
+Pure Python (stdlib only): no streamlit import, so everything here is testable without a server.
+Safe for several sessions (threads) of one server process; across processes, saves stay atomic
+but pruning is not coordinated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+ENV_DATA_DIR = "RNN_PLAYGROUND_DATA_DIR"
+ENV_MAX_AGE_DAYS = "RNN_PLAYGROUND_MAX_AGE_DAYS"
+ENV_MAX_TOTAL_MB = "RNN_PLAYGROUND_MAX_TOTAL_MB"
+
+DEFAULT_MAX_AGE_SECONDS = 7 * 24 * 3600
+DEFAULT_MAX_TOTAL_BYTES = 500 * 2**20
+DEFAULT_AUTOSAVE_INTERVAL = 30.0
+# A temp file this old cannot belong to a save in progress (a save writes one file and returns).
+STALE_TEMP_SECONDS = 3600.0
+
+RUN_FILE_SUFFIX = ".npz"
+_TEMP_PREFIX = "."
+_TEMP_SUFFIX = ".tmp"
+# ASCII letters, digits, "_" and "-" only: no ".", "/", "\\" or NUL, so no traversal is expressible.
+_RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_run_id() -> str:
+    """Return a fresh unguessable run id (22 URL-safe characters, 128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def is_valid_run_id(value: object) -> bool:
+    """True if ``value`` is a str of 16-64 characters from A-Z a-z 0-9 _ - (nothing else)."""
+    # fullmatch, not match with "$": "$" would also accept a trailing newline.
+    return isinstance(value, str) and _RUN_ID_PATTERN.fullmatch(value) is not None
+
+
+def _check_run_id(run_id: object) -> str:
+    if not is_valid_run_id(run_id):
+        shown = repr(run_id)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        raise ValueError(
+            f"run_id must be 16-64 characters from A-Z a-z 0-9 _ -, got {shown}"
+        )
+    return run_id  # type: ignore[return-value]
+
+
+def default_data_dir(platform: str | None = None) -> Path:
+    """Directory for run files: $RNN_PLAYGROUND_DATA_DIR if set, else the user's cache dir.
+
+    Cache dir: Linux/other ``$XDG_CACHE_HOME`` (if absolute) or ``~/.cache``; macOS
+    ``~/Library/Caches``; Windows ``%LOCALAPPDATA%``. ``platform`` defaults to ``sys.platform``.
+    """
+    configured = os.environ.get(ENV_DATA_DIR, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    platform = sys.platform if platform is None else platform
+    if platform == "darwin":
+        cache_root = Path.home() / "Library" / "Caches"
+    elif platform.startswith("win"):
+        local = os.environ.get("LOCALAPPDATA", "")
+        cache_root = Path(local) if local else Path.home() / "AppData" / "Local"
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        # The XDG spec says relative values are invalid and must be ignored.
+        cache_root = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return cache_root / "rnn-playground" / "runs"
+
+
+def _positive_float(name: str, value: object, unit: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0 ({unit}), got {value!r}")
+    return number
+
+
+def _setting(explicit, name: str, unit: str, env_name: str, env_unit: str, env_scale: float,
+             default: float) -> float:
+    """Explicit argument wins, then the environment variable (times env_scale), then the default."""
+    if explicit is not None:
+        return _positive_float(name, explicit, unit)
+    raw = os.environ.get(env_name, "").strip()
+    if raw:
+        return _positive_float(env_name, raw, env_unit) * env_scale
+    return default
+
+
+class RunInfo(NamedTuple):
+    """One stored run: id, file size in bytes, modification time (seconds since the epoch)."""
+
+    run_id: str
+    size: int
+    mtime: float
+
+
+# One lock per directory, shared by every RunStore instance in this process, so that sessions
+# that each build their own store still serialise pruning against saves.
+_DIR_LOCKS: dict[str, threading.Lock] = {}
+_DIR_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(directory: Path) -> threading.Lock:
+    key = os.path.normcase(os.path.abspath(directory))
+    with _DIR_LOCKS_GUARD:
+        return _DIR_LOCKS.setdefault(key, threading.Lock())
+
+
+class RunStore:
+    """Run payloads (opaque bytes) on disk, one file per run id, with age/size pruning.
+
+    ``max_age_seconds`` / ``max_total_bytes``: an explicit argument wins; otherwise the
+    environment variables RNN_PLAYGROUND_MAX_AGE_DAYS / RNN_PLAYGROUND_MAX_TOTAL_MB (numbers > 0);
+    otherwise 7 days / 500 MiB. Bad values raise ValueError naming the argument or variable.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        max_age_seconds: float | None = None,
+        max_total_bytes: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).expanduser()
+        self.max_age_seconds = _setting(
+            max_age_seconds, "max_age_seconds", "seconds",
+            ENV_MAX_AGE_DAYS, "days", 86400.0, DEFAULT_MAX_AGE_SECONDS,
+        )
+        self.max_total_bytes = int(_setting(
+            max_total_bytes, "max_total_bytes", "bytes",
+            ENV_MAX_TOTAL_MB, "MiB", float(2**20), DEFAULT_MAX_TOTAL_BYTES,
+        ))
+        self._lock = _lock_for(self.data_dir)
+        self._ensure_dir()
+
+    def _ensure_dir(self) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkdir's mode is filtered by the umask and ignored for an existing dir; runs are private.
+        os.chmod(self.data_dir, 0o700)
+
+    def path_for(self, run_id: str) -> Path:
+        """Path of the run file; raises ValueError for an invalid id (before any file access)."""
+        return self.data_dir / (_check_run_id(run_id) + RUN_FILE_SUFFIX)
+
+    def save(self, run_id: str, payload: bytes) -> Path:
+        """Atomically write ``payload`` as the run's file (mode 0o600) and return its path.
+
+        Readers see either the previous complete file or the new complete file, never a mix.
+        """
+        path = self.path_for(run_id)
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        self._ensure_dir()
+        # mkstemp creates the file with mode 0o600 in the same directory, so os.replace is atomic.
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f"{_TEMP_PREFIX}{run_id}.", suffix=_TEMP_SUFFIX, dir=self.data_dir
+        )
+        try:
+            with os.fdopen(fd, "wb") as temp_file:
+                temp_file.write(payload)
+                temp_file.flush()
+                os.fsync(temp_file.fileno())
+            os.chmod(temp_name, 0o600)
+            # Under the lock so a concurrent prune cannot judge the old file and delete the new one.
+            with self._lock:
+                os.replace(temp_name, path)
+        except BaseException:
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
+        return path
+
+    def load(self, run_id: str) -> bytes | None:
+        """The run's payload, or None if there is no such run.
+
+        Invalid id -> ValueError. An unreadable file (a directory, a symlink, no permission)
+        raises an OSError subclass.
+        """
+        path = self.path_for(run_id)
+        # O_NOFOLLOW: a symlink planted in the data dir must not make us read a file elsewhere.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as run_file:
+            return run_file.read()
+
+    def exists(self, run_id: str) -> bool:
+        """True if a run file exists for this id (invalid id -> ValueError)."""
+        return self.path_for(run_id).is_file()
+
+    def delete(self, run_id: str) -> bool:
+        """Remove the run; True if a file was removed, False if there was none."""
+        try:
+            self.path_for(run_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _entries(self) -> list[os.DirEntry]:
+        """Directory entries of run files and temp files (unstatted)."""
+        try:
+            with os.scandir(self.data_dir) as scan:
+                return [
+                    entry for entry in scan
+                    if entry.name.endswith(RUN_FILE_SUFFIX) or _is_temp_name(entry.name)
+                ]
+        except FileNotFoundError:
+            return []
+
+    def _stat_entries(self) -> tuple[list[RunInfo], list[tuple[str, float]]]:
+        """(runs, temp files as (name, mtime)); files vanishing mid-listing are skipped."""
+        runs: list[RunInfo] = []
+        temps: list[tuple[str, float]] = []
+        for entry in self._entries():
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed by another session between listing and stat
+            if _is_temp_name(entry.name):
+                temps.append((entry.name, stat.st_mtime))
+                continue
+            run_id = entry.name[: -len(RUN_FILE_SUFFIX)]
+            if is_valid_run_id(run_id):
+                runs.append(RunInfo(run_id, stat.st_size, stat.st_mtime))
+        return runs, temps
+
+    def list_runs(self) -> list[RunInfo]:
+        """Stored runs as RunInfo(run_id, size, mtime), newest first."""
+        runs, _ = self._stat_entries()
+        return sorted(runs, key=lambda run: run.mtime, reverse=True)
+
+    def prune(self, now: float | None = None, keep: Iterable[str] = ()) -> list[str]:
+        """Remove expired runs, then the oldest runs until the total size fits; return their ids.
+
+        Expired: ``now - mtime > max_age_seconds``. Ids in ``keep`` (e.g. the current session's
+        run) are never removed, even if that leaves the total above ``max_total_bytes``. Temp
+        files older than STALE_TEMP_SECONDS (left by a crashed save) are removed too.
+        """
+        now = time.time() if now is None else float(now)
+        keep_ids = {keep} if isinstance(keep, str) else set(keep)
+        removed: list[str] = []
+        with self._lock:
+            runs, temps = self._stat_entries()
+            for name, mtime in temps:
+                if now - mtime > STALE_TEMP_SECONDS:
+                    _unlink_quietly(self.data_dir / name)
+            survivors: list[RunInfo] = []
+            for run in sorted(runs, key=lambda run: run.mtime):
+                if run.run_id not in keep_ids and now - run.mtime > self.max_age_seconds:
+                    if _unlink_quietly(self.data_dir / (run.run_id + RUN_FILE_SUFFIX)):
+                        removed.append(run.run_id)
+                else:
+                    survivors.append(run)
+            total = sum(run.size for run in survivors)
+            for run in survivors:  # oldest first
+                if total <= self.max_total_bytes:
+                    break
+                if run.run_id in keep_ids:
+                    continue
+                if _unlink_quietly(self.data_dir / (run.run_id + RUN_FILE_SUFFIX)):
+                    removed.append(run.run_id)
+                total -= run.size
+        return removed
+
+
+def _is_temp_name(name: str) -> bool:
+    return name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)
+
+
+def _unlink_quietly(path: Path) -> bool:
+    """Unlink; False if another session already removed the file."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def should_autosave(
+    last_saved_at: float | None, now: float, interval: float = DEFAULT_AUTOSAVE_INTERVAL
+) -> bool:
+    """True if a save is due: never saved yet, ``interval`` seconds passed, or the clock went back."""
+    interval = _positive_float("interval", interval, "seconds")
+    if last_saved_at is None:
+        return True
+    elapsed = now - last_saved_at
+    # A clock that jumped backwards would otherwise suppress saves until it caught up again.
+    return elapsed < 0 or elapsed >= interval
+
+
+class SaveThrottle:
+    """Tracks when the run was last saved, so training saves at least every ``interval_seconds``.
+
+    The app saves unconditionally on pause and reset (then calls ``mark_saved``) and, while
+    training, saves whenever ``due()`` is True. ``clock`` is injectable so tests need no sleep.
+    """
+
+    def __init__(self, interval_seconds: float = DEFAULT_AUTOSAVE_INTERVAL, clock=time.monotonic):
+        self.interval_seconds = _positive_float("interval_seconds", interval_seconds, "seconds")
+        self._clock = clock
+        self.last_saved_at: float | None = None
+
+    def due(self, now: float | None = None) -> bool:
+        """True if an autosave should happen now."""
+        now = self._clock() if now is None else now
+        return should_autosave(self.last_saved_at, now, self.interval_seconds)
+
+    def mark_saved(self, now: float | None = None) -> None:
+        """Record that a save just happened (any reason: pause, reset or autosave)."""
+        self.last_saved_at = self._clock() if now is None else now
