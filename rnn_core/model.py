@@ -1,0 +1,275 @@
+"""The vanilla character-level RNN of min-char-rnn, batched and vectorised over time where it can be.
+
+Shapes: V vocabulary size, H hidden size, T time steps (window), B batch (parallel streams).
+
+    forward                                   backward (L = sum_t -log p_t[target_t], mean over B)
+    a_t = Wxh[:, x_t] + Whh h_{t-1} + bh      dy_t     = p_t - onehot(target_t)            (B,V)
+    h_t = tanh(a_t)                           dWhy     = sum_t dy_t^T h_t ; dby = sum_t dy_t
+    y_t = Why h_t + by                        dh_t     = dy_t Why + dh_{t+1}^raw Whh      (B,H)
+    p_t = softmax(y_t)                        dhraw_t  = (1 - h_t^2) * dh_t
+                                              dWxh[:, x_t] += dhraw_t ; dWhh += dhraw_t^T h_{t-1}
+
+Only the recurrence runs in a Python loop over t; the input gather, the output layer, the softmax and
+every weight gradient are whole-window matrix products.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .limits import MAX_HIDDEN_SIZE, MAX_SAMPLE_LENGTH, MAX_VOCAB_SIZE, check_float, check_int
+
+PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+@dataclass
+class ForwardTrace:
+    """What the model computed on a window. Leading B axis present only for batched input."""
+
+    hs: np.ndarray      # (T,H) or (B,T,H): h_1 .. h_T
+    ps: np.ndarray      # (T,V) or (B,T,V): softmax outputs
+    h_last: np.ndarray  # (H,) or (B,H)
+
+
+class VanillaRNN:
+    """Parameters of the RNN and the math on them (forward, loss + gradients, sampling).
+
+    Weights are N(0,1)*0.01 drawn from ``np.random.default_rng(seed)`` in the order Wxh, Whh, Why;
+    biases are zero.
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int, seed: int = 0, dtype=np.float64):
+        check_int("vocab_size", vocab_size, 1, MAX_VOCAB_SIZE)
+        check_int("hidden_size", hidden_size, 1, MAX_HIDDEN_SIZE)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        self.vocab_size, self.hidden_size, self.dtype, self.seed = int(vocab_size), int(hidden_size), dtype, seed
+        V, H = self.vocab_size, self.hidden_size
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "Wxh": (rng.standard_normal((H, V)) * 0.01).astype(dtype),
+            "Whh": (rng.standard_normal((H, H)) * 0.01).astype(dtype),
+            "Why": (rng.standard_normal((V, H)) * 0.01).astype(dtype),
+            "bh": np.zeros(H, dtype=dtype),
+            "by": np.zeros(V, dtype=dtype),
+        }
+
+    # ------------------------------------------------------------------ input checks
+    def _check_ids(self, name: str, ids) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise ValueError(f"{name} must be a non-empty int array of shape (T,) or (B,T), got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer token ids, got dtype {arr.dtype}")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= self.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} contains token id {bad}; allowed ids are 0..{self.vocab_size - 1}")
+        return arr.astype(np.intp, copy=False)
+
+    def _check_h0(self, h0, batch: int, batched: bool) -> np.ndarray:
+        H = self.hidden_size
+        if h0 is None:
+            return np.zeros((batch, H), dtype=self.dtype)
+        h0 = np.asarray(h0, dtype=self.dtype)
+        want = (batch, H) if batched else (H,)
+        if h0.shape != want:
+            raise ValueError(f"h0 must have shape {want} to match the inputs, got {h0.shape}")
+        if not np.isfinite(h0).all():
+            raise ValueError("h0 must hold finite numbers")
+        return h0.reshape(batch, H)
+
+    def _prepare(self, inputs, targets=None, h0=None):
+        x = self._check_ids("inputs", inputs)
+        batched = x.ndim == 2
+        if targets is not None:
+            y = self._check_ids("targets", targets)
+            if y.shape != x.shape:
+                raise ValueError(f"targets shape {y.shape} must equal inputs shape {x.shape}")
+            y = y.reshape(-1, y.shape[-1])
+        else:
+            y = None
+        x2 = x.reshape(-1, x.shape[-1])
+        return x2, y, self._check_h0(h0, x2.shape[0], batched), batched
+
+    # ------------------------------------------------------------------ the math
+    def _forward(self, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
+        """x (B,T) ids, h0 (B,H) -> hs (T+1,B,H), time-major, hs[0] = h0."""
+        P = self.params
+        B, T = x.shape
+        hs = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)
+        hs[0] = h0
+        # Gathering columns of Wxh is the one-hot product Wxh @ x_t without the multiply.
+        np.add(P["Wxh"].T[x.T], P["bh"], out=hs[1:])
+        WhhT = P["Whh"].T
+        for t in range(1, T + 1):
+            a = hs[t]
+            a += hs[t - 1] @ WhhT
+            np.tanh(a, out=a)
+        return hs
+
+    def _softmax(self, hs_out: np.ndarray) -> np.ndarray:
+        """hs_out (N,H) -> probabilities (N,V), stable: the max logit is subtracted first."""
+        logits = hs_out @ self.params["Why"].T
+        logits += self.params["by"]
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def forward(self, inputs, h0=None) -> ForwardTrace:
+        """Run the net over ``inputs`` (T,) or (B,T) from ``h0`` (zeros by default)."""
+        x, _, h0_, batched = self._prepare(inputs, None, h0)
+        hs = self._forward(x, h0_)
+        B, T = x.shape
+        ps = self._softmax(hs[1:].reshape(T * B, -1)).reshape(T, B, -1)
+        hs_bt, ps_bt = hs[1:].transpose(1, 0, 2), ps.transpose(1, 0, 2)
+        if batched:
+            return ForwardTrace(np.ascontiguousarray(hs_bt), np.ascontiguousarray(ps_bt), hs[-1].copy())
+        return ForwardTrace(hs_bt[0].copy(), ps_bt[0].copy(), hs[-1][0].copy())
+
+    def _loss_and_grads(self, x, y, h0):
+        """Core of BPTT. x, y (B,T); h0 (B,H). Returns loss (mean over B), grads, hs (T+1,B,H),
+        ps (T,B,V), dh (T,B,H) and dh_raw (T,B,H)."""
+        P = self.params
+        B, T = x.shape
+        H, V = self.hidden_size, self.vocab_size
+        hs = self._forward(x, h0)
+        N = T * B
+        hs_out = hs[1:].reshape(N, H)
+        ps = self._softmax(hs_out)                      # (N,V), row n = (t, b) time-major
+        rows = np.arange(N)
+        y_tm = y.T.reshape(N)
+        picked = ps[rows, y_tm]
+        with np.errstate(divide="ignore"):
+            loss = float(-np.log(picked).sum()) / B
+        dy = ps.copy()
+        dy[rows, y_tm] -= 1.0
+        dy /= B
+        grads = {"Why": dy.T @ hs_out, "by": dy.sum(axis=0)}
+        dh_out = (dy @ P["Why"]).reshape(T, B, H)        # gradient reaching h_t from the output
+        tanh_deriv = 1.0 - hs[1:] * hs[1:]
+        dh = np.empty((T, B, H), dtype=self.dtype)
+        dh_raw = np.empty((T, B, H), dtype=self.dtype)
+        Whh = P["Whh"]
+        dh_next = np.zeros((B, H), dtype=self.dtype)
+        for t in range(T - 1, -1, -1):
+            np.add(dh_out[t], dh_next, out=dh[t])
+            np.multiply(tanh_deriv[t], dh[t], out=dh_raw[t])
+            dh_next = dh_raw[t] @ Whh
+        flat_raw = dh_raw.reshape(N, H)
+        grads["Whh"] = flat_raw.T @ hs[:-1].reshape(N, H)
+        grads["bh"] = flat_raw.sum(axis=0)
+        # dWxh[:, v] sums dh_raw over the steps whose input is v: one-hot product as a matrix product.
+        onehot = np.zeros((N, V), dtype=self.dtype)
+        onehot[rows, x.T.reshape(N)] = 1.0
+        grads["Wxh"] = flat_raw.T @ onehot
+        grads = {k: grads[k] for k in PARAM_NAMES}
+        return loss, grads, hs, ps.reshape(T, B, V), dh, dh_raw
+
+    def loss_and_grads(self, inputs, targets, h0=None):
+        """Loss (sum over time, mean over batch), exact unclipped gradients, last hidden state.
+
+        inputs, targets: (T,) or (B,T) ids; h0: (H,) / (B,H) / None. h_last is shaped like h0.
+        """
+        x, y, h0_, batched = self._prepare(inputs, targets, h0)
+        loss, grads, hs, *_ = self._loss_and_grads(x, y, h0_)
+        h_last = hs[-1].copy() if batched else hs[-1][0].copy()
+        return loss, grads, h_last
+
+    def backprop_trace(self, inputs, targets, h0=None) -> dict:
+        """Every intermediate of BPTT on one unbatched window, for teaching views.
+
+        Returns "hs" (T,H), "ps" (T,V), "dy" (T,V), "dh" (T,H) (dL/dh_t, including what flows back
+        from later steps), "dh_raw" (T,H) (through tanh), "losses" (T,), "loss", "grads", "h_prev" (T,H).
+        """
+        x, y, h0_, batched = self._prepare(inputs, targets, h0)
+        if batched:
+            raise ValueError(f"backprop_trace takes one window of shape (T,), got shape {np.shape(inputs)}")
+        loss, grads, hs, ps, dh, dh_raw = self._loss_and_grads(x, y, h0_)
+        T = x.shape[1]
+        ps1 = ps[:, 0]
+        dy = ps1.copy()
+        dy[np.arange(T), y[0]] -= 1.0
+        with np.errstate(divide="ignore"):
+            losses = -np.log(ps1[np.arange(T), y[0]])
+        return {"hs": hs[1:, 0].copy(), "h_prev": hs[:-1, 0].copy(), "ps": ps1, "dy": dy,
+                "dh": dh[:, 0].copy(), "dh_raw": dh_raw[:, 0].copy(), "losses": losses,
+                "loss": loss, "grads": grads}
+
+    def evaluate(self, ids, *, streams: int = 64) -> float:
+        """Mean cross-entropy in nats per predicted character over the text ``ids`` (N,).
+
+        The text is cut into up to ``streams`` contiguous pieces read in parallel, each from h = 0,
+        so a long validation text costs a few whole-batch matrix products per character.
+        """
+        ids = self._check_ids("ids", ids)
+        if ids.ndim != 1 or ids.size < 2:
+            raise ValueError(f"ids must be a 1-D text of at least 2 characters, got shape {ids.shape}")
+        B = max(1, min(streams, (ids.size - 1) // 2))
+        L = (ids.size - 1) // B
+        x = ids[: B * L].reshape(B, L)
+        y = ids[1: B * L + 1].reshape(B, L)
+        hs = self._forward(x, np.zeros((B, self.hidden_size), dtype=self.dtype))
+        total = 0.0
+        chunk = max(1, 4096 // B)   # bound the (N,V) softmax buffer
+        for s in range(0, L, chunk):
+            h = hs[1 + s: 1 + s + chunk].reshape(-1, self.hidden_size)
+            p = self._softmax(h)
+            tgt = y[:, s: s + chunk].T.reshape(-1)
+            with np.errstate(divide="ignore"):
+                total += float(-np.log(p[np.arange(tgt.size), tgt]).sum())
+        return total / (B * L)
+
+    # ------------------------------------------------------------------ sampling
+    def step_hidden(self, h: np.ndarray, token: int) -> np.ndarray:
+        """One step of the recurrence for one token: h (H,) -> h' (H,)."""
+        P = self.params
+        return np.tanh(P["Wxh"][:, token] + P["Whh"] @ h + P["bh"])
+
+    def next_probs(self, h: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+        """Distribution (V,) of the next character from hidden state h (H,), logits / temperature."""
+        logits = (self.params["Why"] @ h + self.params["by"]) / temperature
+        logits = logits - logits.max()
+        e = np.exp(logits)
+        return e / e.sum()
+
+    def sample(self, n: int, prime=None, h0=None, temperature: float = 1.0, greedy: bool = False, rng=None):
+        """Generate ``n`` ids. The hidden state starts at h0 (zeros), reads ``prime`` (ids) if given,
+        then each next character is drawn from softmax(y / temperature) (argmax when ``greedy``).
+        With no prime the first character comes from the output at h0 alone.
+        rng: a np.random.Generator, an int seed, or None (fresh entropy)."""
+        check_int("n", n, 0, MAX_SAMPLE_LENGTH)
+        check_float("temperature", temperature, 0.0, 100.0, lo_inclusive=False)
+        h = self._check_h0(h0, 1, False)[0].copy()
+        if prime is not None and len(prime):
+            for tok in self._check_ids("prime", prime).ravel():
+                h = self.step_hidden(h, int(tok))
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        out = np.empty(int(n), dtype=np.int64)
+        uniforms = rng.random(int(n))
+        for i in range(int(n)):
+            p = self.next_probs(h, temperature)
+            if greedy:
+                tok = int(np.argmax(p))
+            else:
+                cdf = np.cumsum(p)
+                tok = min(int(np.searchsorted(cdf, uniforms[i] * cdf[-1], side="right")), self.vocab_size - 1)
+            out[i] = tok
+            h = self.step_hidden(h, tok)
+        return out
+
+    # ------------------------------------------------------------------ utilities
+    def copy(self) -> "VanillaRNN":
+        other = VanillaRNN.__new__(VanillaRNN)
+        other.vocab_size, other.hidden_size, other.dtype, other.seed = (
+            self.vocab_size, self.hidden_size, self.dtype, self.seed)
+        other.params = {k: v.copy() for k, v in self.params.items()}
+        return other
+
+    def spectral_radius(self) -> float:
+        """Largest |eigenvalue| of Whh: above 1, the linearised recurrence can blow up signals."""
+        return float(np.max(np.abs(np.linalg.eigvals(self.params["Whh"].astype(np.float64)))))
