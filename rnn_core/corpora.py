@@ -133,7 +133,7 @@ def load_builtin(key: str) -> str:
     Results are cached per process; the returned str is immutable, so sharing
     it between sessions is safe. ``load_builtin.cache_clear()`` empties the cache.
     """
-    if key not in BUILTIN_CORPORA:
+    if not isinstance(key, str) or key not in BUILTIN_CORPORA:
         allowed = ", ".join(repr(k) for k in BUILTIN_CORPORA)
         raise ValueError(f"corpus must be one of {allowed}, got {key!r}")
     return _load_builtin_cached(key)
