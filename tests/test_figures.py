@@ -1,0 +1,355 @@
+"""Unit tests for playground.figures: pure builders, no server."""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from playground import figures as F
+
+T, V = 25, 65
+
+
+def _annotation_texts(fig):
+    return [a.text for a in fig.layout.annotations]
+
+
+# ---------------------------------------------------------------- units
+
+
+def test_units_keys_and_labels():
+    assert set(F.UNITS) == {"window", "nats", "bits", "perplexity"}
+    assert all(isinstance(label, str) and label for label in F.UNITS.values())
+
+
+def test_convert_loss_values():
+    per_window = 50.0
+    assert F.convert_loss(per_window, "window", T) == pytest.approx(50.0)
+    assert F.convert_loss(per_window, "nats", T) == pytest.approx(2.0)
+    assert F.convert_loss(per_window, "bits", T) == pytest.approx(50.0 / T / math.log(2))
+    assert F.convert_loss(per_window, "perplexity", T) == pytest.approx(math.exp(2.0))
+
+
+def test_convert_loss_array_keeps_shape():
+    out = F.convert_loss(np.array([[25.0, 50.0]]), "nats", 25)
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, [[1.0, 2.0]])
+
+
+def test_perplexity_of_uniform_guess_is_vocab_size():
+    assert F.untrained_loss(V, T, "perplexity") == pytest.approx(V)
+    assert F.convert_loss(math.log(V) * T, "perplexity", T) == pytest.approx(V)
+    assert F.untrained_loss(V, T, "bits") == pytest.approx(math.log2(V))
+
+
+def test_bits_per_char_round_trip():
+    window = F.bits_per_char_to_window(3.0, T)
+    assert F.convert_loss(window, "bits", T) == pytest.approx(3.0)
+
+
+def test_unknown_unit_raises_naming_it():
+    with pytest.raises(ValueError, match="furlongs"):
+        F.convert_loss(1.0, "furlongs", T)
+    with pytest.raises(ValueError, match="furlongs"):
+        F.loss_figure([1], [1.0], [1.0], seq_length=T, vocab_size=V, unit="furlongs")
+
+
+def test_bad_seq_length_raises():
+    with pytest.raises(ValueError, match="seq_length"):
+        F.convert_loss(1.0, "nats", 0)
+
+
+# ---------------------------------------------------------------- downsampling
+
+
+def test_downsample_short_series_unchanged():
+    x, y = F.downsample(np.arange(10), np.arange(10) * 2.0, max_points=2000)
+    np.testing.assert_array_equal(x, np.arange(10))
+    np.testing.assert_array_equal(y, np.arange(10) * 2.0)
+
+
+def test_downsample_million_points_bounded_and_keeps_ends_and_spikes():
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    x = np.arange(n) + 1
+    y = rng.random(n)
+    y[0], y[-1] = 7.0, 8.0
+    y[333_333] = 100.0  # spike
+    y[777_777] = -100.0  # dip
+    xs, ys = F.downsample(x, y, max_points=2000)
+    assert xs.shape == ys.shape
+    assert len(xs) <= 2000
+    assert (xs[0], ys[0]) == (1, 7.0)
+    assert (xs[-1], ys[-1]) == (n, 8.0)
+    assert 100.0 in ys and -100.0 in ys
+    assert np.all(np.diff(xs) > 0)
+
+
+@pytest.mark.parametrize("n", [2001, 2002, 4999, 12345])
+def test_downsample_bound_for_awkward_lengths(n):
+    xs, ys = F.downsample(np.arange(n), np.sin(np.arange(n)), max_points=2000)
+    assert len(xs) <= 2000
+    assert xs[0] == 0 and xs[-1] == n - 1
+
+
+def test_downsample_mismatched_lengths():
+    with pytest.raises(ValueError, match="y"):
+        F.downsample(np.arange(3), np.arange(4))
+
+
+def test_min_max_band():
+    x = np.arange(10)
+    y = np.array([1, 5, 2, 8, 3, 0, 4, 4, 9, 6], dtype=float)
+    bx, lo, hi = F.min_max_band(x, y, max_buckets=5)
+    np.testing.assert_array_equal(lo, [1, 2, 0, 4, 6])
+    np.testing.assert_array_equal(hi, [5, 8, 3, 4, 9])
+    assert bx[0] == 0 and bx[-1] == 9
+    assert np.all(lo <= hi)
+
+
+def test_min_max_band_bounded_for_long_input():
+    n = 1_000_000
+    bx, lo, hi = F.min_max_band(np.arange(n), np.arange(n, dtype=float), max_buckets=2000)
+    assert len(bx) <= 2000 and len(lo) == len(hi) == len(bx)
+    assert lo[0] == 0 and hi[-1] == n - 1
+
+
+# ---------------------------------------------------------------- loss figure
+
+
+def _history(n):
+    it = np.arange(1, n + 1)
+    loss = np.linspace(math.log(V) * T, 30.0, n)
+    return it, loss, loss * 1.01
+
+
+def test_loss_figure_short_history_traces_and_titles():
+    it, loss, smooth = _history(100)
+    fig = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit="bits")
+    assert isinstance(fig, go.Figure)
+    names = [tr.name for tr in fig.data]
+    assert names == ["loss (each step)", "smoothed loss"]
+    raw, sm = fig.data
+    assert raw.opacity < 0.5 and raw.line.width < sm.line.width
+    np.testing.assert_allclose(raw.y, loss / T / math.log(2))
+    np.testing.assert_allclose(sm.y, smooth / T / math.log(2))
+    assert fig.layout.xaxis.title.text == "iteration"
+    assert fig.layout.yaxis.title.text == F.UNITS["bits"]
+    assert fig.layout.height == F.LOSS_HEIGHT
+    assert fig.layout.template.layout.plot_bgcolor == pio.templates["plotly_white"].layout.plot_bgcolor
+
+
+@pytest.mark.parametrize("unit", ["window", "nats", "bits", "perplexity"])
+def test_loss_figure_reference_line(unit):
+    it, loss, smooth = _history(10)
+    fig = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit=unit)
+    (line,) = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    expected = {"window": math.log(V) * T, "nats": math.log(V), "bits": math.log2(V), "perplexity": V}[unit]
+    assert line.y0 == pytest.approx(expected) and line.y1 == pytest.approx(expected)
+
+
+def test_loss_figure_validation_converted_from_bits():
+    it, loss, smooth = _history(10)
+    fig = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit="nats",
+                        val_iterations=[5, 10], val_bits_per_char=[4.0, 3.0])
+    (val,) = [tr for tr in fig.data if tr.name == "validation"]
+    np.testing.assert_allclose(val.y, np.array([4.0, 3.0]) * math.log(2))
+    fig_bits = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit="bits",
+                             val_iterations=[5, 10], val_bits_per_char=[4.0, 3.0])
+    np.testing.assert_allclose(fig_bits.data[-1].y, [4.0, 3.0])
+
+
+def test_loss_figure_million_points_uses_band_and_stays_bounded():
+    n = 1_000_000
+    it = np.arange(n)
+    loss = np.full(n, 80.0)
+    loss[500_000] = 400.0
+    fig = F.loss_figure(it, loss, loss, seq_length=T, vocab_size=V, max_points=2000)
+    for tr in fig.data:
+        assert len(tr.x) <= 2000
+    band_top = [tr for tr in fig.data if tr.fill == "tonexty"]
+    assert len(band_top) == 1 and max(band_top[0].y) == 400.0
+    smooth = [tr for tr in fig.data if tr.name == "smoothed loss"][0]
+    assert smooth.x[0] == 0 and smooth.x[-1] == n - 1 and max(smooth.y) == 400.0
+
+
+def test_loss_figure_empty_history():
+    fig = F.loss_figure([], [], [], seq_length=T, vocab_size=V)
+    assert len(fig.data) == 0
+    assert F.EMPTY_TRAINING_MESSAGE in _annotation_texts(fig)
+    assert F.EMPTY_TRAINING_MESSAGE == "Press Start or Step to train"
+
+
+def test_loss_figure_mismatched_lengths():
+    with pytest.raises(ValueError, match="smooth_loss"):
+        F.loss_figure([1, 2], [1.0, 2.0], [1.0], seq_length=T, vocab_size=V)
+
+
+# ---------------------------------------------------------------- hidden and weights
+
+
+def test_hidden_heatmap_fixed_range_and_char_ticks():
+    hs = np.tanh(np.random.default_rng(1).normal(size=(6, 4)) * 0.1)  # small values: range must not autoscale
+    chars = "a b\n\t<"
+    fig = F.hidden_heatmap(hs, chars)
+    (hm,) = fig.data
+    assert hm.type == "heatmap"
+    assert (hm.zmin, hm.zmax, hm.zmid) == (-1.0, 1.0, 0.0)
+    assert np.asarray(hm.z).shape == (4, 6)  # H rows, T columns
+    assert list(fig.layout.xaxis.ticktext) == ["a", "␣", "b", "⏎", "⇥", "<"]
+    assert list(fig.layout.xaxis.tickvals) == list(range(6))
+    assert "unit" in hm.hovertemplate and "char" in hm.hovertemplate
+    assert fig.layout.yaxis.title.text == "hidden unit"
+    # Blue for -1, red for +1.
+    first, last = hm.colorscale[0][1], hm.colorscale[-1][1]
+    assert first == "rgb(33, 102, 172)" and last == "rgb(178, 24, 43)"
+
+
+def test_hidden_heatmap_chars_length_mismatch():
+    with pytest.raises(ValueError, match="chars"):
+        F.hidden_heatmap(np.zeros((3, 2)), "ab")
+
+
+def test_weight_heatmap_symmetric_range():
+    W = np.array([[0.5, -2.0, 1.0], [0.0, 0.1, -0.3]])
+    fig = F.weight_heatmap(W, "Whh")
+    (hm,) = fig.data
+    assert hm.zmin == -2.0 and hm.zmax == 2.0
+    assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
+    assert "Whh" in fig.layout.title.text
+
+
+def test_weight_heatmap_bias_and_all_zero():
+    fig = F.weight_heatmap(np.zeros(4), "bh")
+    (hm,) = fig.data
+    assert np.asarray(hm.z).shape == (4, 1)
+    assert hm.zmin == -hm.zmax and hm.zmax > 0
+
+
+def test_weight_histogram_counts_all_entries():
+    W = np.random.default_rng(2).normal(size=(30, 40))
+    fig = F.weight_histogram(W, "Wxh", bins=25)
+    (bar,) = fig.data
+    assert len(bar.x) == 25 and sum(bar.y) == W.size
+    assert fig.layout.xaxis.title.text == "weight value"
+    assert fig.layout.yaxis.title.text == "count"
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def test_dh_norm_figure_with_chars_and_log_axis():
+    fig = F.dh_norm_figure(np.array([1e-3, 1e-2, 0.1, 1.0]), chars="ab \n")
+    (bar,) = fig.data
+    assert len(bar.y) == 4
+    assert fig.layout.yaxis.type == "log"
+    assert list(fig.layout.xaxis.ticktext) == ["a", "b", "␣", "⏎"]
+    linear = F.dh_norm_figure(np.ones(3), log_y=False)
+    assert linear.layout.yaxis.type != "log"
+
+
+def test_dh_norm_figure_empty():
+    fig = F.dh_norm_figure(np.zeros(0))
+    assert len(fig.data) == 0 and _annotation_texts(fig)
+
+
+def test_grad_norms_figure_with_clip_panel():
+    n = 50
+    it = np.arange(n)
+    norms = {name: np.linspace(0.1, 10, n) for name in ("Wxh", "Whh", "Why", "bh", "by")}
+    fig = F.grad_norms_figure(it, norms, clip_fraction=np.linspace(0, 0.2, n), clip=5.0)
+    assert [tr.name for tr in fig.data] == ["Wxh", "Whh", "Why", "bh", "by", "clipped"]
+    assert fig.layout.yaxis.type == "log"
+    assert fig.data[-1].yaxis == "y2"
+    assert fig.data[-1].y[-1] == pytest.approx(20.0)  # shown in percent
+    assert "5" in fig.layout.yaxis2.title.text
+    assert fig.layout.xaxis2.title.text == "iteration"
+
+
+def test_grad_norms_figure_bounded_and_no_clip_panel():
+    n = 100_000
+    fig = F.grad_norms_figure(np.arange(n), {"Whh": np.ones(n)}, max_points=500)
+    assert len(fig.data) == 1 and len(fig.data[0].x) <= 500
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_grad_norms_figure_mismatch_and_empty():
+    with pytest.raises(ValueError, match="Wxh"):
+        F.grad_norms_figure(np.arange(3), {"Wxh": np.ones(2)})
+    fig = F.grad_norms_figure([], {"Wxh": []})
+    assert len(fig.data) == 0 and F.EMPTY_TRAINING_MESSAGE in _annotation_texts(fig)
+
+
+# ---------------------------------------------------------------- predictions
+
+
+def test_topk_figure_cells_and_hits():
+    vocab = "ab c"
+    probs = np.array([
+        [0.1, 0.6, 0.2, 0.1],
+        [0.7, 0.1, 0.1, 0.1],
+        [0.05, 0.05, 0.8, 0.1],
+    ])
+    fig = F.topk_figure("xyz", probs, vocab, actual_next=[1, 3, 0], k=2)
+    hm, hits = fig.data
+    assert np.asarray(hm.z).shape == (2, 3)
+    assert hm.zmin == 0.0 and hm.zmax == 1.0
+    # Rank 1 row, then rank 2 (ties keep vocabulary order, so 'b' before ' ' and 'c' at t=1).
+    assert list(hm.text[0]) == ["b", "a", "␣"]
+    assert list(hm.text[1]) == ["␣", "b", "c"]
+    np.testing.assert_allclose(np.asarray(hm.z)[0], [0.6, 0.7, 0.8])
+    # actual next: 'b' at t=0 rank 1; 'c' at t=1 not in top 2; 'a' at t=2 not in top 2
+    assert list(hits.x) == [0] and list(hits.y) == [1]
+    assert list(fig.layout.xaxis.ticktext) == ["x", "y", "z"]
+    assert "1/3" in fig.layout.title.text
+
+
+def test_topk_figure_actual_next_as_string_and_errors():
+    probs = np.full((2, 3), 1 / 3)
+    fig = F.topk_figure("ab", probs, "abc", actual_next="ca", k=3)
+    assert len(fig.data[1].x) == 2
+    with pytest.raises(ValueError, match="vocab_chars"):
+        F.topk_figure("ab", probs, "ab")
+    with pytest.raises(ValueError, match="actual_next"):
+        F.topk_figure("ab", probs, "abc", actual_next=[0])
+
+
+def test_sample_probability_figure_sorted():
+    fig = F.sample_probability_figure(np.array([0.2, 0.5, 0.3]), "a\nb", temperature=0.5)
+    (bar,) = fig.data
+    np.testing.assert_allclose(bar.y, [0.5, 0.3, 0.2])
+    assert list(fig.layout.xaxis.ticktext) == ["⏎", "b", "a"]
+    assert "0.5" in fig.layout.title.text
+
+
+# ---------------------------------------------------------------- spectral radius
+
+
+def test_spectral_radius_figure_reference_at_one():
+    fig = F.spectral_radius_figure([1, 2, 3], [0.8, 0.95, 1.1])
+    (shape,) = fig.layout.shapes
+    assert shape.y0 == 1.0 and shape.y1 == 1.0
+    assert list(fig.data[0].y) == [0.8, 0.95, 1.1]
+    assert fig.layout.yaxis.title.text and fig.layout.xaxis.title.text == "iteration"
+    empty = F.spectral_radius_figure([], [])
+    assert len(empty.data) == 0
+
+
+def test_every_figure_has_fixed_height_and_template():
+    figs = [
+        F.loss_figure([1], [1.0], [1.0], seq_length=T, vocab_size=V),
+        F.hidden_heatmap(np.zeros((2, 2)), "ab"),
+        F.weight_heatmap(np.eye(2), "Whh"),
+        F.weight_histogram(np.eye(2), "Whh"),
+        F.dh_norm_figure(np.ones(2)),
+        F.grad_norms_figure([1], {"Wxh": [1.0]}, clip_fraction=[0.0]),
+        F.topk_figure("a", np.array([[1.0]]), "a"),
+        F.spectral_radius_figure([1], [0.5]),
+        F.sample_probability_figure([1.0], "a"),
+    ]
+    for fig in figs:
+        assert isinstance(fig.layout.height, int) and fig.layout.height > 0
+        assert fig.layout.margin.t <= 60
+        assert fig.layout.template.layout.plot_bgcolor == pio.templates["plotly_white"].layout.plot_bgcolor
