@@ -1,0 +1,109 @@
+"""Train: the settings, and the run learning live (metrics, loss chart, hidden states, samples)."""
+import streamlit as st
+
+from playground import figures, state
+from playground.run import RunConfig, window_chars
+from rnn_core.corpora import BUILTIN_CORPORA
+from rnn_core.optim import OPTIMIZERS
+
+run = state.get_run()
+ss = st.session_state
+
+st.title("Train a character-level RNN")
+st.caption("h_t = tanh(Wxh·x_t + Whh·h_{t−1} + bh) · y_t = Why·h_t + by · p_t = softmax(y_t) — "
+           "min-char-rnn's model, trained by backprop through time. Press **Start** in the sidebar.")
+
+if run.alert:
+    st.warning(run.alert, icon=":material/warning:")
+
+LR_OPTIONS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+settings, live = st.columns([1, 3], gap="large")
+
+with settings:
+    st.subheader("Settings")
+    p1, p2 = st.columns(2)
+    p1.button("Classic", on_click=state.apply_preset, args=("classic",), width="stretch",
+              help="min-char-rnn: batch 1, Adagrad, learning rate 0.1")
+    p2.button("Fast", on_click=state.apply_preset, args=("fast",), width="stretch",
+              help="32 parallel streams with Adam: reaches the classic loss several times sooner")
+    corpus_options = list(BUILTIN_CORPORA) + (["custom"] if ss.custom_text else [])
+    if ss.cfg_corpus not in corpus_options:
+        ss.cfg_corpus = corpus_options[0]
+    st.selectbox("Corpus", corpus_options, key="cfg_corpus",
+                 format_func=lambda k: ss.custom_label or "your text" if k == "custom" else k.capitalize(),
+                 help="Upload or paste your own text on the Data page.")
+    st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size",
+                     help="Number of hidden units H (the size of h_t).")
+    st.slider("Sequence length", 1, 200, key="cfg_seq_length",
+              help="Characters per window T: how far back in time each update backpropagates.")
+    st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size",
+                     help="Parallel streams over equal parts of the text; loss and gradients are batch means.")
+    st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed",
+                    help="Seeds the initial weights: the same seed gives the same starting model.")
+    st.divider()
+    st.caption("These apply immediately, even while training:")
+    if ss.cfg_learning_rate not in LR_OPTIONS:
+        LR_OPTIONS = sorted(set(LR_OPTIONS) | {ss.cfg_learning_rate})
+    st.select_slider("Learning rate", LR_OPTIONS, key="cfg_learning_rate", format_func=lambda v: f"{v:g}",
+                     on_change=state.apply_live_settings, help="Step size (log scale).")
+    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", on_change=state.apply_live_settings,
+                 help="Adagrad is min-char-rnn's choice. Switching starts the new optimizer's memory afresh.")
+    st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip",
+                     on_change=state.apply_live_settings,
+                     help="Every gradient entry is clipped to [−clip, clip] before the update.")
+    st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every",
+                    on_change=state.apply_live_settings)
+
+    changes = state.config_from_widgets().reset_changes(run.config)
+    if changes:
+        listed = ", ".join(f"{name.replace('_', ' ')} {old} → {new}" for name, new, old in changes)
+        st.warning(f"Press **Reset** to apply: {listed}. This starts a new model and discards the current "
+                   f"{run.iteration:,} iterations of training.", icon=":material/restart_alt:")
+
+UNIT_KEYS = list(figures.UNITS)
+
+
+@st.fragment(run_every=state.TICK_SECONDS if ss.running else None)
+def live_panel() -> None:
+    run = state.get_run()
+    tr = run.trainer
+    m = st.columns(6)
+    m[0].metric("Iteration", f"{tr.iteration:,}")
+    m[1].metric("Epoch", f"{tr.epoch:.2f}")
+    m[2].metric("Characters seen", f"{tr.chars_seen:,}")
+    m[3].metric("Iterations/s", f"{run.iterations_per_second:,.0f}" if ss.running else "—")
+    m[4].metric("Smoothed loss", f"{tr.smooth_loss:.2f}", help="Nats per window of T characters, as min-char-rnn prints it")
+    m[5].metric("Bits per char", f"{run.bits_per_char:.3f}")
+
+    hist = tr.history.as_arrays()
+    val = tr.val_history.as_arrays()
+    st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"],
+                                        seq_length=tr.seq_length, vocab_size=run.vocab.size,
+                                        unit=ss.loss_unit, val_iterations=val["iteration"],
+                                        val_bits_per_char=val["val_bits_per_char"]),
+                    key="loss_chart", width="stretch")
+
+    inputs, _, h0, chars = window_chars(run)
+    trace = run.trainer.model.forward(inputs, h0)
+    st.plotly_chart(figures.hidden_heatmap(trace.hs, chars, title="Hidden state on the next training window"),
+                    key="hidden_chart", width="stretch")
+
+    st.markdown("**Samples** (200 characters each, newest first)")
+    if not run.samples:
+        st.caption("A sample appears every few iterations once training starts.")
+    for iteration, text in list(run.samples)[::-1][:4]:
+        st.caption(f"iteration {iteration:,}")
+        st.code(text, language=None, wrap_lines=True)
+
+
+with live:
+    st.segmented_control("Loss unit", UNIT_KEYS, key="loss_unit", format_func=figures.UNITS.get,
+                         help="Per window is min-char-rnn's number: the loss summed over T characters.")
+    if ss.loss_unit is None:
+        ss.loss_unit = "window"
+    live_panel()
+    if len(run.samples) > 4:
+        with st.expander(f"All {len(run.samples)} recent samples"):
+            for iteration, text in list(run.samples)[::-1]:
+                st.caption(f"iteration {iteration:,}")
+                st.code(text, language=None, wrap_lines=True)

@@ -1,0 +1,262 @@
+"""One training run as the app sees it: settings, corpus, trainer, samples and the divergence guard.
+
+Pure Python over rnn_core (no streamlit), so every behaviour here is tested without a server. The
+app holds one Run per browser session in st.session_state and advances it in short ticks.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from rnn_core import DivergenceError, Trainer, VanillaRNN, Vocab, checkpoint_bytes, load_checkpoint_bytes
+from rnn_core.corpora import BUILTIN_CORPORA, load_builtin, train_val_split, validate_corpus
+from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RATE, MAX_SEQ_LENGTH,
+                             MIN_LEARNING_RATE, check_float, check_int)
+from rnn_core.optim import OPTIMIZERS
+
+# A loss this many times the untrained loss (uniform guess) counts as exploding.
+EXPLODE_FACTOR = 3.0
+SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
+MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
+SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
+VALIDATE_SECONDS = 2.0       # validation loss at most this often while training (it costs ~30 ms)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run. ``LIVE_FIELDS`` may change mid-run; the rest needs a reset."""
+
+    corpus: str = "shakespeare"      # a built-in key, or "custom" for uploaded/pasted text
+    hidden_size: int = 100
+    seq_length: int = 25
+    learning_rate: float = 0.1
+    batch_size: int = 1
+    optimizer: str = "adagrad"
+    clip: float = 5.0
+    seed: int = 0
+    val_fraction: float = 0.1
+    sample_every: int = 100
+
+    LIVE_FIELDS = ("learning_rate", "optimizer", "clip", "sample_every")
+
+    def validate(self) -> "RunConfig":
+        if self.corpus != "custom" and self.corpus not in BUILTIN_CORPORA:
+            raise ValueError(f"corpus must be one of {', '.join(BUILTIN_CORPORA)} or 'custom', got {self.corpus!r}")
+        check_int("hidden_size", self.hidden_size, 1, MAX_HIDDEN_SIZE)
+        check_int("seq_length", self.seq_length, 1, MAX_SEQ_LENGTH)
+        check_float("learning_rate", self.learning_rate, MIN_LEARNING_RATE, MAX_LEARNING_RATE)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        check_float("clip", self.clip, 0.0, MAX_CLIP, lo_inclusive=False)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_float("val_fraction", self.val_fraction, 0.0, 0.5, hi_inclusive=False)
+        check_int("sample_every", self.sample_every, 1, 1_000_000)
+        return self
+
+    def reset_changes(self, other: "RunConfig") -> list[tuple[str, object, object]]:
+        """Fields that differ from ``other`` and can only take effect with a reset."""
+        return [(f.name, getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+                if f.name not in self.LIVE_FIELDS and getattr(self, f.name) != getattr(other, f.name)]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known}).validate()
+
+
+# Starting points offered in the app. "fast" reaches the classic setting's loss in a fraction of the
+# time by reading 32 streams per step (see bench/time_to_quality.py).
+PRESETS = {
+    "classic": RunConfig(),
+    "fast": RunConfig(batch_size=32, optimizer="adam", learning_rate=0.005),
+}
+
+
+@dataclass
+class TickReport:
+    iterations: int = 0
+    seconds: float = 0.0
+    alert: str | None = None      # set when the guard paused training
+
+
+class Run:
+    """A trainer plus what the app shows around it."""
+
+    def __init__(self, config: RunConfig, text: str, corpus_label: str):
+        config.validate()
+        validate_corpus(text, seq_length=config.seq_length, batch_size=config.batch_size)
+        self.config, self.corpus_label = config, corpus_label
+        self.vocab = Vocab.from_text(text)
+        ids = self.vocab.encode(text)
+        split = train_val_split(len(ids), config.val_fraction)
+        val = ids[split:] if len(ids) - split >= 2 else None
+        model = VanillaRNN(self.vocab.size, config.hidden_size, seed=config.seed)
+        self.trainer = Trainer(model, ids[:split], seq_length=config.seq_length,
+                               learning_rate=config.learning_rate, batch_size=config.batch_size,
+                               clip=config.clip, optimizer=config.optimizer, val_ids=val, seed=config.seed)
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self.samples: deque[tuple[int, str]] = deque(maxlen=MAX_SAMPLES_KEPT)
+        self.alert: str | None = None
+        self._good = self.trainer.clone()
+        self._good_at = 0.0
+        self._last_val = -math.inf
+        self._train_seconds = 0.0
+        self._rate_iters, self._rate_seconds = 0, 0.0
+
+    @classmethod
+    def from_builtin(cls, config: RunConfig) -> "Run":
+        return cls(config, load_builtin(config.corpus), BUILTIN_CORPORA[config.corpus].split(":")[0])
+
+    # ------------------------------------------------------------------ facts for the views
+    @property
+    def iteration(self) -> int:
+        return self.trainer.iteration
+
+    @property
+    def untrained_loss(self) -> float:
+        """Per-window loss of the uniform guess, -ln(1/V) * T (the classic starting smooth loss)."""
+        return math.log(self.vocab.size) * self.trainer.seq_length
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.trainer.smooth_loss / self.trainer.seq_length / math.log(2)
+
+    @property
+    def iterations_per_second(self) -> float:
+        return self._rate_iters / self._rate_seconds if self._rate_seconds > 0 else 0.0
+
+    def train_text(self) -> str:
+        return self.vocab.decode(self.trainer.data)
+
+    # ------------------------------------------------------------------ live settings
+    def apply_live(self, config: RunConfig) -> None:
+        """Take the mid-run settings of ``config`` (learning rate, optimizer, clip, sample interval)."""
+        config.validate()
+        self.trainer.learning_rate = config.learning_rate
+        self.trainer.clip = config.clip
+        self.trainer.set_optimizer(config.optimizer)
+        self.config = replace(self.config, **{k: getattr(config, k) for k in RunConfig.LIVE_FIELDS})
+
+    # ------------------------------------------------------------------ training
+    def step(self, n: int = 1) -> TickReport:
+        """Exactly ``n`` iterations (the Step button), under the same guard as ticks."""
+        return self._advance(lambda done: done >= n, chunk=n)
+
+    def tick(self, seconds: float, clock=time.perf_counter) -> TickReport:
+        """Train for about ``seconds`` of wall time in chunks of ~10 ms, then return."""
+        deadline = clock() + seconds
+        return self._advance(lambda done: clock() >= deadline, chunk=None, clock=clock)
+
+    def _advance(self, finished, chunk=None, clock=time.perf_counter) -> TickReport:
+        report = TickReport()
+        t0 = clock()
+        tr = self.trainer
+        while not finished(report.iterations):
+            n = chunk or self._chunk_size()
+            start_iter = tr.iteration
+            try:
+                tr.step(n)
+            except DivergenceError as exc:
+                report.iterations += tr.iteration - start_iter
+                report.alert = self._pause_with(
+                    f"Training paused: {exc} Nothing was lost: the model is as it was at iteration "
+                    f"{tr.iteration}.")
+                break
+            report.iterations += n
+            if tr.last_stats["loss"] > EXPLODE_FACTOR * self.untrained_loss:
+                report.alert = self._roll_back(tr.last_stats["loss"])
+                break
+            self._periodic(clock)
+        report.seconds = clock() - t0
+        self._train_seconds += report.seconds
+        self._rate_iters += report.iterations
+        self._rate_seconds += report.seconds
+        if self._rate_seconds > 5:     # a moving rate: forget old ticks
+            self._rate_iters, self._rate_seconds = self._rate_iters // 2, self._rate_seconds / 2
+        return report
+
+    def _chunk_size(self) -> int:
+        step_time = (self.trainer.last_stats or {}).get("step_time", 0.001)
+        return int(min(500, max(1, 0.01 / max(step_time, 1e-6))))
+
+    def _periodic(self, clock) -> None:
+        tr = self.trainer
+        every = self.config.sample_every
+        if not self.samples or tr.iteration // every > self.samples[-1][0] // every:
+            self.add_sample()
+        now = clock()
+        if now - self._good_at >= SNAPSHOT_SECONDS:
+            self._good, self._good_at = tr.clone(), now
+        if tr.val_ids is not None and now - self._last_val >= VALIDATE_SECONDS:
+            tr.validate()
+            self._last_val = now
+
+    def add_sample(self, length: int = SAMPLE_LENGTH) -> str:
+        """A sample as min-char-rnn prints it: from the current hidden state and input character."""
+        inputs, _, h0 = self.trainer.current_window()
+        text = self.vocab.decode(self.trainer.sample(length, prime=inputs[:1], h0=h0))
+        self.samples.append((self.trainer.iteration, text))
+        return text
+
+    def _pause_with(self, message: str) -> str:
+        self.alert = message
+        return message
+
+    def _roll_back(self, loss: float) -> str:
+        bad_iter = self.trainer.iteration
+        self.trainer = self._good.clone()
+        lr = self.trainer.learning_rate
+        return self._pause_with(
+            f"Training paused at iteration {bad_iter}: the loss jumped to {loss:.1f} per window, more than "
+            f"{EXPLODE_FACTOR:g}x the untrained loss ({self.untrained_loss:.1f}). The run was rolled back to "
+            f"the last good state (iteration {self.trainer.iteration}). Try a lower learning rate than "
+            f"{lr:g}, e.g. {max(lr / 10, MIN_LEARNING_RATE):g}.")
+
+    def validate_now(self) -> float | None:
+        bits = self.trainer.validate()
+        self._last_val = time.perf_counter()
+        return bits
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The run as an rnn_core checkpoint (.npz), with the app's fields in its metadata."""
+        self.trainer.metadata = {"app": {"config": asdict(self.config), "corpus_label": self.corpus_label,
+                                         "samples": [list(s) for s in self.samples]}}
+        return checkpoint_bytes(self.trainer, self.vocab)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Run":
+        """Any rnn_core checkpoint: the app's own saves or one written by the command line."""
+        trainer, vocab = load_checkpoint_bytes(data)
+        app = trainer.metadata.get("app", {}) if isinstance(trainer.metadata, dict) else {}
+        tr_settings = dict(hidden_size=trainer.model.hidden_size, seq_length=trainer.seq_length,
+                           learning_rate=trainer.learning_rate, batch_size=trainer.batch_size,
+                           optimizer=trainer.optimizer_name, clip=trainer.clip)
+        try:
+            saved = app.get("config", {}) if isinstance(app.get("config"), dict) else {}
+            config = RunConfig.from_dict({"corpus": "custom", **saved, **tr_settings})
+        except (TypeError, ValueError):
+            config = RunConfig.from_dict({"corpus": "custom", **tr_settings})
+        run = cls.__new__(cls)
+        run.config, run.vocab, run.trainer = config, vocab, trainer
+        label = app.get("corpus_label")
+        run.corpus_label = label if isinstance(label, str) else "checkpoint"
+        run._init_runtime()
+        for item in app.get("samples", [])[-MAX_SAMPLES_KEPT:]:
+            if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
+                    and isinstance(item[1], str)):
+                run.samples.append((item[0], item[1]))
+        return run
+
+
+def window_chars(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The window the next step will train on: (inputs, targets, h0, input characters)."""
+    inputs, targets, h0 = run.trainer.current_window()
+    return inputs, targets, h0, run.vocab.decode(inputs)

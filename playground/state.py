@@ -1,0 +1,177 @@
+"""Session state, set up in one place, and the controls every page shares.
+
+One Run per browser session lives in ``st.session_state.run`` (never in a cache shared by users).
+Draft settings live in widget keys ``cfg_<field>``; ``config_from_widgets`` turns them into a
+RunConfig. Training advances only in ``training_status``, a fragment that reruns every TICK_SECONDS
+while running, so the page never blocks and every button answers within one tick.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+import streamlit as st
+
+from playground.run import PRESETS, Run, RunConfig
+
+TICK_SECONDS = 0.3     # fragment interval while training
+TRAIN_SECONDS = 0.25   # training time inside each tick; the rest is left for drawing
+
+CONFIG_KEYS = tuple(f"cfg_{f.name}" for f in fields(RunConfig))
+UI_DEFAULTS = {
+    "running": False,
+    "custom_text": None,       # uploaded or pasted corpus (str), once accepted
+    "custom_label": None,
+    "loss_unit": "window",
+    "flash": None,             # (kind, message) shown once at the top of the next page run
+}
+
+
+def init_session() -> None:
+    """Create the session's defaults and its run (the classic setting on Shakespeare)."""
+    ss = st.session_state
+    for key, value in UI_DEFAULTS.items():
+        ss.setdefault(key, value)
+    if "run" not in ss:
+        ss.run = Run.from_builtin(PRESETS["classic"])
+    for f in fields(RunConfig):
+        key = f"cfg_{f.name}"
+        # Re-assigning keeps a widget's value alive while its page is not shown (Streamlit drops
+        # the state of widgets that were not drawn in the last run).
+        ss[key] = ss[key] if key in ss else getattr(ss.run.config, f.name)
+
+
+def get_run() -> Run:
+    return st.session_state.run
+
+
+def config_from_widgets() -> RunConfig:
+    ss = st.session_state
+    return RunConfig(**{f.name: ss[f"cfg_{f.name}"] for f in fields(RunConfig)})
+
+
+def load_config_into_widgets(config: RunConfig) -> None:
+    for name, value in asdict(config).items():
+        st.session_state[f"cfg_{name}"] = value
+
+
+def flash(kind: str, message: str) -> None:
+    st.session_state.flash = (kind, message)
+
+
+def show_flash() -> None:
+    item = st.session_state.get("flash")
+    if item:
+        kind, message = item
+        {"error": st.error, "warning": st.warning, "success": st.success}.get(kind, st.info)(message)
+        st.session_state.flash = None
+
+
+# ---------------------------------------------------------------- callbacks (run before the rerun)
+def start() -> None:
+    get_run().alert = None
+    st.session_state.running = True
+
+
+def pause() -> None:
+    st.session_state.running = False
+
+
+def step_once() -> None:
+    st.session_state.running = False
+    report = get_run().step(1)
+    if report.alert:
+        flash("error", report.alert)
+
+
+def apply_live_settings() -> None:
+    """on_change of learning rate, optimizer, clip, sample interval: applied to the running model."""
+    try:
+        draft = config_from_widgets()
+        get_run().apply_live(draft)
+    except ValueError as exc:
+        flash("error", f"That setting was not applied: {exc}")
+
+
+def new_run_from_widgets() -> None:
+    """Reset: a fresh model from the draft settings and corpus. A bad setting keeps the old run."""
+    ss = st.session_state
+    try:
+        config = config_from_widgets().validate()
+        if config.corpus == "custom":
+            if not ss.custom_text:
+                raise ValueError("no uploaded or pasted text yet: add one on the Data page first")
+            run = Run(config, ss.custom_text, ss.custom_label or "your text")
+        else:
+            run = Run.from_builtin(config)
+    except ValueError as exc:
+        flash("error", f"The run was not reset: {exc}")
+        return
+    ss.run = run
+    ss.running = False
+    flash("success", f"New run: {run.corpus_label}, hidden size {config.hidden_size}, "
+                     f"sequence length {config.seq_length}, batch size {config.batch_size}.")
+
+
+def apply_preset(name: str) -> None:
+    current = config_from_widgets()
+    preset = PRESETS[name]
+    load_config_into_widgets(RunConfig(**{**asdict(preset), "corpus": current.corpus, "seed": current.seed}))
+
+
+# ---------------------------------------------------------------- shared sidebar
+def sidebar() -> None:
+    """Run summary and Start / Pause / Step / Reset, on every page."""
+    ss = st.session_state
+    run = get_run()
+    with st.sidebar:
+        st.markdown("### Current run")
+        c = run.config
+        st.caption(f"**{run.corpus_label}** · {run.vocab.size} characters in vocabulary · "
+                   f"{len(run.trainer.data):,} training characters")
+        st.caption(f"hidden {c.hidden_size} · seq {c.seq_length} · batch {c.batch_size} · "
+                   f"{run.trainer.optimizer_name} lr {run.trainer.learning_rate:g} · clip {run.trainer.clip:g}")
+        left, right = st.columns(2)
+        if ss.running:
+            left.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
+                        width="stretch")
+        else:
+            left.button("Start", key="btn_start", on_click=start, type="primary", icon=":material/play_arrow:",
+                        width="stretch")
+        right.button("Step", key="btn_step", on_click=step_once, icon=":material/skip_next:",
+                     width="stretch", help="Train exactly one iteration")
+        pending = config_from_widgets().reset_changes(run.config)
+        st.button("Reset", key="btn_reset", on_click=new_run_from_widgets, icon=":material/restart_alt:",
+                  width="stretch", type="primary" if pending else "secondary",
+                  help="Start a fresh model from the settings on the Train page. "
+                       f"The current {run.iteration:,} iterations of training are discarded.")
+        training_status()
+
+
+def _tick() -> None:
+    ss = st.session_state
+    if not ss.running:
+        return
+    report = get_run().tick(TRAIN_SECONDS)
+    if report.alert:
+        ss.running = False
+        flash("error", report.alert)
+        st.rerun()   # a full rerun turns the fragment's timer off
+
+
+def _status_body() -> None:
+    run = get_run()
+    state = "training" if st.session_state.running else "paused"
+    st.markdown(f"**Iteration {run.iteration:,}** · {state}")
+    st.caption(f"smoothed loss {run.trainer.smooth_loss:.2f} per window · {run.bits_per_char:.3f} bits/char")
+
+
+def training_status() -> None:
+    """The one place training advances: a sidebar fragment that ticks while running."""
+    interval = TICK_SECONDS if st.session_state.running else None
+
+    @st.fragment(run_every=interval)
+    def status() -> None:
+        _tick()
+        _status_body()
+
+    status()
