@@ -2,7 +2,7 @@
 import streamlit as st
 
 from playground import figures, state
-from playground.run import RunConfig, window_chars
+from playground.run import BUILTIN_LABELS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 
@@ -30,7 +30,7 @@ with settings:
     if ss.cfg_corpus not in corpus_options:
         ss.cfg_corpus = corpus_options[0]
     st.selectbox("Corpus", corpus_options, key="cfg_corpus",
-                 format_func=lambda k: ss.custom_label or "your text" if k == "custom" else k.capitalize(),
+                 format_func=lambda k: (ss.custom_label or "your text") if k == "custom" else BUILTIN_LABELS[k],
                  help="Upload or paste your own text on the Data page.")
     st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size",
                      help="Number of hidden units H (the size of h_t).")

@@ -20,6 +20,7 @@ from rnn_core.optim import OPTIMIZERS
 
 # A loss this many times the untrained loss (uniform guess) counts as exploding.
 EXPLODE_FACTOR = 3.0
+BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python": "Python source"}
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
 MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
 SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
@@ -112,7 +113,7 @@ class Run:
 
     @classmethod
     def from_builtin(cls, config: RunConfig) -> "Run":
-        return cls(config, load_builtin(config.corpus), BUILTIN_CORPORA[config.corpus].split(":")[0])
+        return cls(config, load_builtin(config.corpus), BUILTIN_LABELS.get(config.corpus, config.corpus))
 
     # ------------------------------------------------------------------ facts for the views
     @property

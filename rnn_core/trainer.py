@@ -152,11 +152,11 @@ class Trainer:
     def _step_once(self) -> float:
         t0 = time.perf_counter()
         p, reset = self._window_start()
-        if reset:
-            self.hprev[...] = 0.0
+        # A reset starts from zeros without touching self.hprev: a diverging step must leave it as it was.
+        h0 = np.zeros_like(self.hprev) if reset else self.hprev
         idx = self._offsets + p
         model = self.model
-        loss, grads, hs, _, dh, _ = model._loss_and_grads(self.data[idx], self.data[idx + 1], self.hprev)
+        loss, grads, hs, _, dh, _ = model._loss_and_grads(self.data[idx], self.data[idx + 1], h0)
         if not math.isfinite(loss):
             raise self._diverged("loss", loss)
         if not all(np.isfinite(g.sum()) for g in grads.values()):

@@ -1,0 +1,128 @@
+"""The app's Run: settings, ticks, samples, the divergence guard and persistence (no server)."""
+import math
+
+import numpy as np
+import pytest
+
+from playground.run import EXPLODE_FACTOR, MAX_SAMPLES_KEPT, PRESETS, Run, RunConfig
+
+TEXT = "hello world, hello rnn.\n" * 40
+
+
+def small_run(**overrides) -> Run:
+    config = RunConfig(corpus="custom", hidden_size=16, seq_length=8, **overrides)
+    return Run(config, TEXT, "toy")
+
+
+def test_defaults_are_the_classic_setting():
+    c = PRESETS["classic"]
+    assert (c.hidden_size, c.seq_length, c.learning_rate, c.batch_size, c.optimizer, c.clip) == (
+        100, 25, 0.1, 1, "adagrad", 5.0)
+
+
+def test_step_moves_exactly_n_iterations_and_splits_validation():
+    run = small_run()
+    assert run.step(3).iterations == 3
+    assert run.iteration == 3
+    assert len(run.trainer.data) + len(run.trainer.val_ids) == len(TEXT)
+
+
+@pytest.mark.parametrize("field, value, word", [
+    ("hidden_size", 0, "hidden_size"), ("seq_length", 1000, "seq_length"),
+    ("learning_rate", float("nan"), "learning_rate"), ("batch_size", 0, "batch_size"),
+    ("optimizer", "lbfgs", "optimizer"), ("clip", 0.0, "clip"), ("corpus", "klingon", "corpus"),
+])
+def test_bad_config_names_the_setting(field, value, word):
+    with pytest.raises(ValueError, match=word):
+        RunConfig(**{field: value}).validate()
+
+
+def test_text_too_short_for_settings_is_refused():
+    with pytest.raises(ValueError, match="needs at least"):
+        Run(RunConfig(corpus="custom", seq_length=50), "short text", "x")
+
+
+def test_reset_changes_lists_only_fields_that_need_a_reset():
+    a = RunConfig()
+    b = RunConfig(hidden_size=64, learning_rate=0.01, clip=1.0)
+    assert a.reset_changes(b) == [("hidden_size", 100, 64)]
+
+
+def test_apply_live_changes_learning_rate_and_keeps_adagrad_memory():
+    run = small_run()
+    run.step(5)
+    mem = {k: v.copy() for k, v in run.trainer.optimizer.state["mem"].items()}
+    run.apply_live(RunConfig(corpus="custom", hidden_size=16, seq_length=8, learning_rate=0.01, clip=2.0))
+    assert run.trainer.learning_rate == 0.01 and run.trainer.clip == 2.0
+    for k, v in mem.items():
+        np.testing.assert_array_equal(run.trainer.optimizer.state["mem"][k], v)
+    with pytest.raises(ValueError, match="learning_rate"):
+        run.apply_live(RunConfig(learning_rate=float("inf")))
+    assert run.trainer.learning_rate == 0.01
+
+
+def test_tick_trains_for_the_given_clock_time_and_samples_periodically():
+    run = small_run(sample_every=10)
+    now = [0.0]
+
+    def clock():   # a fake clock: each reading advances 1 ms, so the tick ends deterministically
+        now[0] += 0.001
+        return now[0]
+
+    report = run.tick(0.05, clock=clock)
+    assert report.iterations > 0 and run.iteration == report.iterations
+    assert run.samples and all(len(text) == 200 for _, text in run.samples)
+    assert len(run.trainer.val_history) >= 1
+
+
+def test_samples_are_bounded():
+    run = small_run(sample_every=1)
+    for _ in range(MAX_SAMPLES_KEPT + 15):
+        run.step(1)
+        run.add_sample(length=5)
+    assert len(run.samples) == MAX_SAMPLES_KEPT
+
+
+def test_exploding_loss_pauses_and_rolls_back_to_the_last_good_state():
+    run = small_run()
+    run.step(5)
+    good = run.trainer.clone()
+    run._good = good.clone()
+    # Sabotage: output weights so large that the next loss is far above the untrained loss.
+    run.trainer.model.params["Why"][...] = 50.0 * np.sign(np.random.default_rng(0).standard_normal(
+        run.trainer.model.params["Why"].shape))
+    report = run.step(1)
+    assert report.alert and "rolled back" in report.alert and "learning rate" in report.alert
+    assert run.iteration == good.iteration
+    for k in good.model.params:
+        np.testing.assert_array_equal(run.trainer.model.params[k], good.model.params[k])
+    assert EXPLODE_FACTOR > 1
+
+
+def test_non_finite_loss_pauses_with_a_message_and_keeps_the_state():
+    run = small_run()
+    run.step(2)
+    run.trainer.model.params["by"][0] = np.inf   # any step now produces a non-finite loss
+    before = run.iteration
+    report = run.step(1)
+    assert report.alert and "Nothing was lost" in report.alert
+    assert run.iteration == before
+
+
+def test_bytes_round_trip_keeps_settings_samples_and_continues_identically():
+    run = small_run(sample_every=5)
+    run.step(12)
+    run.add_sample()
+    restored = Run.from_bytes(run.to_bytes())
+    assert restored.config == run.config and restored.corpus_label == "toy"
+    assert list(restored.samples) == list(run.samples)
+    run.step(7)
+    restored.step(7)
+    for k in run.trainer.model.params:
+        np.testing.assert_array_equal(run.trainer.model.params[k], restored.trainer.model.params[k])
+    assert math.isclose(run.trainer.smooth_loss, restored.trainer.smooth_loss, rel_tol=0, abs_tol=0)
+
+
+def test_from_bytes_refuses_garbage_with_a_clear_message():
+    with pytest.raises(ValueError, match="not a valid checkpoint"):
+        Run.from_bytes(b"this is not a checkpoint")
