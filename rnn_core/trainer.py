@@ -156,7 +156,8 @@ class Trainer:
         h0 = np.zeros_like(self.hprev) if reset else self.hprev
         idx = self._offsets + p
         model = self.model
-        loss, grads, hs, _, dh, _ = model._loss_and_grads(self.data[idx], self.data[idx + 1], h0)
+        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is reported below
+            loss, grads, hs, _, dh, _ = model._loss_and_grads(self.data[idx], self.data[idx + 1], h0)
         if not math.isfinite(loss):
             raise self._diverged("loss", loss)
         if not all(np.isfinite(g.sum()) for g in grads.values()):
