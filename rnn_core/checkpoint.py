@@ -100,6 +100,14 @@ def _field(meta: dict, key: str, types):
     return meta[key]
 
 
+def _seed(meta: dict, key: str):
+    """A seed field: absent (0), null (fresh entropy) or a non-negative int, as np.random.default_rng takes."""
+    seed = meta.get(key, 0)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"not a valid checkpoint: field {key!r} must be a non-negative integer, got {seed!r}")
+    return seed
+
+
 def load_checkpoint(file):
     """-> (trainer, vocab). Raises ValueError with a clear message for anything that is not a
     complete, consistent checkpoint of this format."""
@@ -153,7 +161,7 @@ def _build(npz):
     if vocab.size != V:
         raise ValueError(f"not a valid checkpoint: vocabulary has {vocab.size} characters, meta says {V}")
 
-    model = VanillaRNN(V, H, seed=meta.get("model_seed", 0), dtype=np.dtype(dtype_name))
+    model = VanillaRNN(V, H, seed=_seed(meta, "model_seed"), dtype=np.dtype(dtype_name))
     shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H,), "by": (V,)}
     for k in PARAM_NAMES:
         model.params[k][...] = r.get(f"param_{k}", shapes[k], dtype=model.dtype)
@@ -165,7 +173,7 @@ def _build(npz):
     trainer = Trainer(model, data, seq_length=_field(meta, "seq_length", int),
                       learning_rate=_field(meta, "learning_rate", (int, float)), batch_size=B,
                       clip=_field(meta, "clip", (int, float)), optimizer=opt, val_ids=val,
-                      seed=meta.get("seed", 0))
+                      seed=_seed(meta, "seed"))
     for s in _OPT_SLOTS[opt]:
         for k in PARAM_NAMES:
             state = r.get(f"opt_{s}_{k}", shapes[k], dtype=model.dtype)
