@@ -29,14 +29,19 @@ MAX_UNPACKED_BYTES = 400 * 2**20
 _OPT_SLOTS = {"adagrad": ("mem",), "sgd": (), "momentum": ("velocity",), "rmsprop": ("cache",), "adam": ("m", "v")}
 
 
+def _json_seed(seed):
+    """Seeds may be NumPy integers; JSON needs plain ints (None stays None)."""
+    return None if seed is None else int(seed)
+
+
 def _meta(trainer: Trainer, vocab: Vocab) -> dict:
     m = trainer.model
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "vocab_size": m.vocab_size, "hidden_size": m.hidden_size, "dtype": m.dtype.name, "model_seed": m.seed,
+        "vocab_size": m.vocab_size, "hidden_size": m.hidden_size, "dtype": m.dtype.name, "model_seed": _json_seed(m.seed),
         "seq_length": trainer.seq_length, "batch_size": trainer.batch_size,
         "learning_rate": trainer.learning_rate, "clip": trainer.clip, "optimizer": trainer.optimizer_name,
-        "optimizer_steps": trainer.optimizer.t, "seed": trainer.seed,
+        "optimizer_steps": trainer.optimizer.t, "seed": _json_seed(trainer.seed),
         "iteration": trainer.iteration, "position": trainer.position, "chars_seen": trainer.chars_seen,
         "smooth_loss": trainer.smooth_loss, "rng_state": trainer.rng.bit_generator.state,
         "metadata": trainer.metadata,
@@ -79,7 +84,10 @@ class _Reader:
     def get(self, key, shape=None, kinds="f", dtype=None):
         try:
             arr = self.npz[key]
-        except ValueError as exc:   # object arrays need pickle: refused
+        except ValueError as exc:
+            if "pickle" not in str(exc):
+                raise ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})") from exc
+            # Object arrays need pickle, which is refused.
             raise ValueError(f"not a valid checkpoint: entry {key!r} holds Python objects, which are never loaded") from exc
         except Exception as exc:
             raise ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})") from exc
@@ -113,6 +121,8 @@ def load_checkpoint(file):
     complete, consistent checkpoint of this format."""
     try:
         npz = np.load(file, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise ValueError(f"no checkpoint file at {file}") from exc
     except Exception as exc:
         raise ValueError(f"not a valid checkpoint: the file is not a readable .npz archive ({type(exc).__name__})") from exc
     if not isinstance(npz, np.lib.npyio.NpzFile):
@@ -181,6 +191,8 @@ def _build(npz):
                 raise ValueError(f"not a valid checkpoint: optimizer state {s} of {k} has negative entries")
             trainer.optimizer.state[s][k][...] = state
     trainer.optimizer.t = _field(meta, "optimizer_steps", int)
+    if trainer.optimizer.t < 0:
+        raise ValueError("not a valid checkpoint: optimizer_steps must be >= 0")
     trainer.hprev[...] = r.get("hprev", (B, H), dtype=model.dtype)
     if np.abs(trainer.hprev).max(initial=0) > 1:
         raise ValueError("not a valid checkpoint: hidden states lie outside [-1, 1]")

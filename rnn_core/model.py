@@ -214,13 +214,15 @@ class VanillaRNN:
         y = ids[1: B * L + 1].reshape(B, L)
         hs = self._forward(x, np.zeros((B, self.hidden_size), dtype=self.dtype))
         total = 0.0
-        chunk = max(1, 4096 // B)   # bound the (N,V) softmax buffer
+        chunk = max(1, 4096 // B)   # bound the (N,V) logits buffer
         for s in range(0, L, chunk):
             h = hs[1 + s: 1 + s + chunk].reshape(-1, self.hidden_size)
-            p = self._softmax(h)
+            # log-softmax, so a probability that underflows to 0 still gives a finite loss
+            logits = h @ self.params["Why"].T + self.params["by"]
+            logits -= logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits).sum(axis=1))
             tgt = y[:, s: s + chunk].T.reshape(-1)
-            with np.errstate(divide="ignore"):
-                total += float(-np.log(p[np.arange(tgt.size), tgt]).sum())
+            total += float((log_norm - logits[np.arange(tgt.size), tgt]).sum())
         return total / (B * L)
 
     # ------------------------------------------------------------------ sampling
