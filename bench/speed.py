@@ -83,8 +83,13 @@ def encode(text: str) -> tuple[np.ndarray, int, str]:
 class Contender:
     """Something that trains for a number of iterations; ``chars_per_iteration`` = B * T."""
 
-    label = "?"
+    tag = "?"          # "(a)", "(b)", ... as in the module docstring
+    description = "?"
     chars_per_iteration = SEQ_LENGTH
+
+    @property
+    def label(self) -> str:
+        return f"{self.tag} {self.description}"
 
     def prepare(self) -> None:
         """Called right before each timed run (e.g. to set thread counts)."""
@@ -93,19 +98,34 @@ class Contender:
         raise NotImplementedError
 
 
-class ClassicContender(Contender):
-    def __init__(self, ids, vocab_size):
-        self.label = "(a) classic per-timestep, B=1, f64"
+class NumpyContender(Contender):
+    """A NumPy contender; pins NumPy's BLAS to ``blas_threads`` (None: leave as is) before runs."""
+
+    blas_threads: int | None = None
+
+    def prepare(self):
+        if self.blas_threads is not None:
+            BLAS.set_threads(self.blas_threads)
+
+
+class ClassicContender(NumpyContender):
+    def __init__(self, ids, vocab_size, blas_threads):
+        self.blas_threads = blas_threads
+        self.tag = "(a)"
+        self.description = f"classic per-timestep, B=1, f64{_blas_tag(blas_threads)}"
         self.model = ClassicRNN(ids, vocab_size, HIDDEN, SEQ_LENGTH, LEARNING_RATE, seed=0)
 
     def step(self, n):
         self.model.step(n)
 
 
-class EngineContender(Contender):
-    def __init__(self, ids, vocab_size, batch_size, dtype, label):
+class EngineContender(NumpyContender):
+    def __init__(self, ids, vocab_size, batch_size, dtype, tag, blas_threads):
         from rnn_core import Trainer, VanillaRNN
-        self.label = label
+        self.blas_threads = blas_threads
+        self.dtype_name = np.dtype(dtype).name.replace("float", "f")
+        self.tag = tag
+        self.description = f"rnn_core B={batch_size}, {self.dtype_name}{_blas_tag(blas_threads)}"
         self.chars_per_iteration = batch_size * SEQ_LENGTH
         model = VanillaRNN(vocab_size, HIDDEN, seed=0, dtype=dtype)
         self.trainer = Trainer(model, ids, seq_length=SEQ_LENGTH, learning_rate=LEARNING_RATE,
@@ -130,7 +150,9 @@ class TorchContender(Contender):
         self.batch_size = batch_size
         self.chars_per_iteration = batch_size * SEQ_LENGTH
         dtype_name = str(dtype).replace("torch.", "").replace("float", "f")
-        self.label = f"(d) torch B={batch_size}, {dtype_name}, {threads} thread(s)"
+        self.dtype_name = dtype_name
+        self.tag = "(d)"
+        self.description = f"torch B={batch_size}, {dtype_name}, {threads} thread(s)"
         torch.manual_seed(0)
         self.dtype = dtype
         self.rnn = torch.nn.RNN(vocab_size, HIDDEN, nonlinearity="tanh", batch_first=True).to(dtype)
@@ -209,20 +231,50 @@ def profile(contender: Contender, seconds: float, top: int = 14) -> str:
 
 
 # -- machine facts ---------------------------------------------------------------------------
-def _openblas_threads() -> str:
-    """Threads NumPy's OpenBLAS will use, read from the loaded library (best effort)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            libraries = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+class _OpenBlasThreads:
+    """Reads/sets the thread count of the OpenBLAS that NumPy loaded (best effort, Linux).
+
+    Multi-threaded BLAS on a busy 2-core machine can stall badly, so the bench measures the
+    batched engine at 1 BLAS thread and at the default, as it does for torch.
+    """
+
+    def __init__(self):
+        self._get = self._set = None
+        try:
+            with open("/proc/self/maps") as maps:
+                libraries = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        except OSError:
+            return
         for path in sorted(libraries):
-            library = ctypes.CDLL(path)
-            for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                           "openblas_get_num_threads"):
-                if hasattr(library, symbol):
-                    return str(getattr(library, symbol)())
-    except OSError:
-        pass
-    return "unknown"
+            try:
+                library = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix in ("scipy_openblas_", "openblas_"):
+                for suffix in ("64_", ""):
+                    getter, setter = f"{prefix}get_num_threads{suffix}", f"{prefix}set_num_threads{suffix}"
+                    if hasattr(library, getter) and hasattr(library, setter):
+                        self._get, self._set = getattr(library, getter), getattr(library, setter)
+                        self._set.argtypes = [ctypes.c_int]
+                        return
+
+    @property
+    def available(self) -> bool:
+        return self._get is not None
+
+    def get_threads(self) -> int | None:
+        return int(self._get()) if self._get else None
+
+    def set_threads(self, n: int) -> None:
+        if self._set:
+            self._set(int(n))
+
+
+BLAS = _OpenBlasThreads()
+
+
+def _blas_tag(blas_threads: int | None) -> str:
+    return "" if blas_threads is None else f", BLAS {blas_threads} thr"
 
 
 def machine_facts(torch) -> list[str]:
@@ -237,7 +289,7 @@ def machine_facts(torch) -> list[str]:
     facts = [
         f"python {platform.python_version()} on {platform.machine()}, {cpus} usable CPU(s)"
         f" ({platform.processor() or 'cpu model n/a'})",
-        f"numpy {np.__version__}, BLAS {blas_name}, BLAS threads {_openblas_threads()}",
+        f"numpy {np.__version__}, BLAS {blas_name}, BLAS threads {BLAS.get_threads() or 'unknown'}",
         f"thread env vars: {env or 'none set'}",
     ]
     if torch is not None:
@@ -256,28 +308,56 @@ def _import_torch():
 
 
 # -- main -----------------------------------------------------------------------------------
-def build_contenders(ids, vocab_size, torch, default_threads):
-    contenders = {"classic": ClassicContender(ids, vocab_size)}
+def build_contenders(ids, vocab_size, torch, torch_threads, blas_threads):
+    """Ordered dict key -> Contender. blas_threads: NumPy BLAS default (None if not settable)."""
+    contenders = {"classic": ClassicContender(ids, vocab_size, blas_threads)}
     notes = []
     try:
-        contenders["engine_b1"] = EngineContender(ids, vocab_size, 1, np.float64,
-                                                  "(b) rnn_core B=1, f64")
-        contenders["engine_b32"] = EngineContender(ids, vocab_size, BATCH, np.float64,
-                                                   f"(c) rnn_core B={BATCH}, f64")
+        contenders["engine_b1"] = EngineContender(ids, vocab_size, 1, np.float64, "(b)", blas_threads)
     except ImportError as exc:
         notes.append(f"rnn_core Trainer not importable ({exc}); engine contenders skipped")
-    if "engine_b1" in contenders:
-        try:
-            contenders["engine_b32_f32"] = EngineContender(ids, vocab_size, BATCH, np.float32,
-                                                           f"(c') rnn_core B={BATCH}, f32")
-        except (TypeError, ValueError) as exc:
-            notes.append(f"rnn_core float32 not supported ({type(exc).__name__}: {exc})")
+        return _add_torch(contenders, ids, vocab_size, torch, torch_threads), notes
+    blas_variants = sorted({1, blas_threads}) if blas_threads is not None else [None]
+    for dtype, tag in ((np.float64, "(c)"), (np.float32, "(c')")):
+        for threads in blas_variants:
+            try:
+                contenders[f"engine_b32_{np.dtype(dtype).name}_blas{threads}"] = EngineContender(
+                    ids, vocab_size, BATCH, dtype, tag, threads)
+            except (TypeError, ValueError) as exc:
+                notes.append(f"rnn_core {np.dtype(dtype).name} not supported ({type(exc).__name__}: {exc})")
+                break
+    return _add_torch(contenders, ids, vocab_size, torch, torch_threads), notes
+
+
+def _add_torch(contenders, ids, vocab_size, torch, torch_threads):
     if torch is not None:
         for dtype in (torch.float64, torch.float32):
-            for threads in sorted({1, default_threads}):
-                key = f"torch_{str(dtype)[-2:]}_t{threads}"
+            for threads in sorted({1, torch_threads}):
+                key = f"torch_{str(dtype).replace('torch.', '')}_t{threads}"
                 contenders[key] = TorchContender(torch, ids, vocab_size, BATCH, dtype, threads)
-    return contenders, notes
+    return contenders
+
+
+def print_ratios(contenders, median) -> None:
+    def chars(key):
+        return median[key] * contenders[key].chars_per_iteration
+
+    if "engine_b1" in median:
+        print(f"(b)/(a) engine B=1 vs classic, iterations/s: "
+              f"{median['engine_b1'] / median['classic']:6.2f}x  (target >= 5)")
+    for dtype in ("float64", "float32"):
+        engines = [k for k in median if k.startswith(f"engine_b32_{dtype}")]
+        torches = [k for k in median if k.startswith(f"torch_{dtype}")]
+        if not engines or not torches:
+            continue
+        for engine_key in engines:
+            for torch_key in torches:
+                print(f"{contenders[engine_key].label:<36} / {contenders[torch_key].description:<26}"
+                      f" chars/s: "
+                      f"{chars(engine_key) / chars(torch_key):6.2f}x")
+        best_engine, best_torch = max(engines, key=chars), max(torches, key=chars)
+        print(f"  => {dtype}, best engine / best torch: {chars(best_engine) / chars(best_torch):.2f}x"
+              f"  (target >= 1)")
 
 
 def main(argv=None) -> int:
@@ -292,7 +372,8 @@ def main(argv=None) -> int:
         parser.error("--seconds must be > 0 and --rounds >= 1")
 
     torch = _import_torch()
-    default_threads = torch.get_num_threads() if torch is not None else 0
+    torch_threads = torch.get_num_threads() if torch is not None else 0
+    blas_threads = BLAS.get_threads()
     text, source = load_text(args.corpus)
     ids, vocab_size, vocab_source = encode(text)
     print(f"corpus: {source}: {len(ids):,} chars, vocab {vocab_size} ({vocab_source})")
@@ -300,8 +381,10 @@ def main(argv=None) -> int:
           f"{args.rounds} round(s) x {args.seconds:g} s per contender, round-robin\n")
     for fact in machine_facts(torch):
         print("  " + fact)
+    if hasattr(os, "getloadavg"):
+        print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-    contenders, notes = build_contenders(ids, vocab_size, torch, default_threads)
+    contenders, notes = build_contenders(ids, vocab_size, torch, torch_threads, blas_threads)
     for note in notes:
         print("note: " + note)
     chunks = {key: warm_up(c, min(1.0, args.seconds / 3)) for key, c in contenders.items()}
@@ -310,36 +393,26 @@ def main(argv=None) -> int:
         for key, contender in contenders.items():
             rates[key].append(timed_run(contender, chunks[key], args.seconds))
         print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    # Leave the process as it was found (matters when main() is called from Python).
     if torch is not None:
-        torch.set_num_threads(default_threads)
+        torch.set_num_threads(torch_threads)
+    if blas_threads is not None:
+        BLAS.set_threads(blas_threads)
 
     median = {key: statistics.median(r) for key, r in rates.items()}
-    print(f"\n{'contender':<40} {'iter/s':>10} {'chars/s':>12}   spread (min..max iter/s)")
+    print(f"\n{'contender':<44} {'iter/s':>9} {'chars/s':>11}   spread (min..max iter/s)")
     for key, contender in contenders.items():
         cps = median[key] * contender.chars_per_iteration
-        print(f"{contender.label:<40} {median[key]:>10.1f} {cps:>12,.0f}   "
+        print(f"{contender.label:<44} {median[key]:>9.1f} {cps:>11,.0f}   "
               f"{min(rates[key]):.1f}..{max(rates[key]):.1f}")
-
-    def chars(key):
-        return median[key] * contenders[key].chars_per_iteration
-
+    if hasattr(os, "getloadavg"):
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+              " (other processes on the machine widen the spread)")
     print()
-    if "engine_b1" in median:
-        ratio = median["engine_b1"] / median["classic"]
-        print(f"(b)/(a) engine B=1 vs classic, iterations/s: {ratio:6.2f}x  (target >= 5)")
-    for engine_key, torch_prefix in (("engine_b32", "torch_64"), ("engine_b32_f32", "torch_32")):
-        torch_keys = [k for k in median if k.startswith(torch_prefix)]
-        if engine_key not in median or not torch_keys:
-            continue
-        for key in torch_keys:
-            print(f"{contenders[engine_key].label[:4]} / {contenders[key].label[4:]}, chars/s: "
-                  f"{chars(engine_key) / chars(key):6.2f}x")
-        fastest = max(torch_keys, key=chars)
-        print(f"  -> vs fastest same-dtype torch ({contenders[fastest].label[4:]}): "
-              f"{chars(engine_key) / chars(fastest):.2f}x  (target >= 1)")
+    print_ratios(contenders, median)
 
     if args.profile:
-        for key in ("engine_b1", "engine_b32"):
+        for key in ("engine_b1", "engine_b32_float64_blas1"):
             if key in contenders:
                 print(f"\n--- cProfile {contenders[key].label} ---")
                 print(profile(contenders[key], args.seconds))
