@@ -1,5 +1,217 @@
-"""Placeholder: this page is being built."""
+"""Backprop: backprop through time with the real numbers of the current model on the next window."""
 import streamlit as st
 
-st.title("backprop")
-st.info("Coming soon.")
+from playground import backprop_view as bv
+from playground import figures, state
+from playground.textviews import visible_chars
+
+ss = st.session_state
+run = state.get_run()
+
+st.title("Backprop through time")
+st.caption("Every number on this page is computed from the current model on the window the next training "
+           "step will use, exactly as the trainer computes it. While training runs it refreshes every "
+           "few seconds.")
+
+FORWARD_LATEX = r"""\begin{aligned}
+h_t &= \tanh\left(W_{xh}\,x_t + W_{hh}\,h_{t-1} + b_h\right) \\
+y_t &= W_{hy}\,h_t + b_y \\
+p_t &= \operatorname{softmax}(y_t) \\
+L &= \textstyle\sum_t -\log p_t[\mathrm{target}_t]
+\end{aligned}"""
+
+BACKWARD_LATEX = r"""\begin{aligned}
+dy_t &= p_t - e_{\mathrm{target}_t} \\
+dW_{hy} &= \textstyle\sum_t dy_t\,h_t^\top, \qquad db_y = \textstyle\sum_t dy_t \\
+dh_t &= W_{hy}^\top dy_t + W_{hh}^\top\, dh^{\mathrm{raw}}_{t+1} \\
+dh^{\mathrm{raw}}_t &= (1 - h_t^2) \odot dh_t \\
+dW_{xh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,x_t^\top, \qquad
+dW_{hh} = \textstyle\sum_t dh^{\mathrm{raw}}_t\,h_{t-1}^\top, \qquad db_h = \textstyle\sum_t dh^{\mathrm{raw}}_t
+\end{aligned}"""
+
+SCI = st.column_config.NumberColumn(format="%.3e")
+FIXED = st.column_config.NumberColumn(format="%.4f")
+
+
+def live_interval() -> float | None:
+    """Refresh period while training; eigenvalues of a big W_hh cost enough to refresh it less often."""
+    if not ss.running:
+        return None
+    return 1.0 if run.trainer.model.hidden_size <= 256 else 3.0
+
+
+def run_owner(current) -> tuple[int, int]:
+    return id(current), id(current.trainer)
+
+
+def equations_tab(current, window: bv.WindowBackprop) -> None:
+    tr = current.trainer
+    forward, backward = st.columns(2, gap="large")
+    with forward:
+        st.markdown("**Forward** (one step per character)")
+        st.latex(FORWARD_LATEX)
+        st.caption("x_t is the one-hot vector of the input character, so W_xh x_t is one column of W_xh.")
+    with backward:
+        st.markdown("**Backward** (from t = T−1 down to 0; dh^raw_T = 0)")
+        st.latex(BACKWARD_LATEX)
+        st.markdown(f"**Update** ({tr.optimizer_name}, the trainer's current setting)")
+        st.latex(bv.update_latex(tr.optimizer_name, tr.learning_rate, tr.clip))
+
+    st.divider()
+    st.markdown("**The numbers at one time step**")
+    T = window.length
+    if T > 1:
+        if ss.get("bp_t") not in range(T):
+            ss.bp_t = T - 1
+        t = st.select_slider("Time step t (input → target)", options=list(range(T)), key="bp_t",
+                             format_func=lambda s: bv.step_label(window, s))
+    else:
+        t = 0
+        st.caption(bv.step_label(window, 0))
+    params = tr.model.params
+    facts = bv.step_facts(params, window, t)
+    numbers, outputs, hidden = st.columns([1, 1.3, 2.4], gap="medium")
+    with numbers:
+        a, b = st.columns(2)
+        a.metric("input x_t", repr_char(facts["input_char"]))
+        b.metric("target", repr_char(facts["target_char"]))
+        a.metric("p_t[target]", f"{facts['p_target']:.4f}")
+        b.metric("loss_t", f"{facts['loss']:.3f}", help="−ln p_t[target], nats")
+    with outputs:
+        st.markdown("dy_t = p_t − e_target, largest |entries|")
+        st.dataframe(bv.dy_table(window, t, current.vocab.chars), hide_index=True, width="stretch",
+                     column_config={"p": FIXED, "dy": st.column_config.NumberColumn(format="%+.4f")})
+    with hidden:
+        st.markdown(f"dh_t and dh^raw_t, first units of {tr.model.hidden_size}")
+        st.dataframe(bv.hidden_table(params, window, t), hide_index=True, width="stretch",
+                     column_config={c: SCI for c in ("from output", "from future", "dh", "dh_raw")}
+                     | {"h": FIXED, "1 − h²": FIXED})
+        st.caption(f"‖dh_t‖ = {facts['dh_norm']:.3e} (from the output {facts['from_output_norm']:.3e}, "
+                   f"from later steps {facts['from_future_norm']:.3e}) · "
+                   f"‖dh^raw_t‖ = {facts['dh_raw_norm']:.3e}: tanh' = 1 − h² shrinks it.")
+
+    st.markdown("**Gradients of the whole window**")
+    grads = window.trace["grads"]
+    st.dataframe(bv.gradient_summary(grads, tr.clip), hide_index=True, width="stretch",
+                 column_config={"norm": SCI, "max |entry|": SCI,
+                                "clipped %": st.column_config.NumberColumn(format="%.2f%%")})
+    note = (f"Loss of the window L = {window.trace['loss']:.3f} nats. The next step clips "
+            f"{100 * bv.clipped_fraction(grads, tr.clip):.2f}% of all gradient entries to ±{tr.clip:g}.")
+    if tr.batch_size > 1:
+        note += (f" With batch size {tr.batch_size} the trainer averages these gradients over "
+                 f"{tr.batch_size} streams; shown here is stream 0 alone.")
+    st.caption(note)
+
+
+def repr_char(c: str) -> str:
+    return f"'{visible_chars(c)[0]}'"
+
+
+def gradcheck_tab(current, window: bv.WindowBackprop) -> None:
+    model = current.trainer.model
+    per_param = bv.checks_per_param_for(window.length, model.hidden_size, model.vocab_size)
+    st.markdown(
+        "Backprop's gradients can be checked against the definition of a derivative: nudge one weight by "
+        f"±δ (δ = {bv.FD_DELTA:g}), rerun the forward pass, and compare (L₊ − L₋) / 2δ with the analytic "
+        f"entry. {per_param} entries per parameter are checked (half the largest, half at random), "
+        "each costing two forward passes.")
+    if st.button("Run gradient check", key="btn_gradcheck", icon=":material/fact_check:"):
+        with st.spinner("Checking gradients…"):
+            frame = bv.gradcheck_frame(model, window, per_param)
+        ss.bp_gradcheck = {"owner": run_owner(current), "iteration": window.iteration, "frame": frame}
+    result = ss.get("bp_gradcheck")
+    if not result or result["owner"] != run_owner(current):
+        st.caption("Press the button to check the current model.")
+        return
+    frame = result["frame"]
+    passed = int(frame["result"].str.startswith("pass").sum())
+    message = f"{passed} of {len(frame)} checked entries agree (checked at iteration {result['iteration']:,})."
+    (st.success if passed == len(frame) else st.error)(message)
+    if result["iteration"] != current.iteration:
+        st.caption("The model has trained since: press the button again to check it as it is now.")
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"analytic": SCI, "numerical": SCI, "|a − n|": SCI, "relative error": SCI})
+    st.caption(
+        f"Relative error = |a − n| / (|a| + |n|): 0 when they agree, 1 when one is 0 or they have opposite "
+        f"signs; it does not depend on the gradient's scale. An entry passes below {bv.REL_TOL:g}. For tiny "
+        f"entries the finite difference itself is limited by rounding (about "
+        f"{bv.noise_floor(window.trace['loss']):.0e} here, since L ≈ {window.trace['loss']:.0f}), so a difference "
+        "below that counts as a pass at the noise floor. The check always runs in float64.")
+
+
+def through_time_tab(current, window: bv.WindowBackprop) -> None:
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.plotly_chart(figures.dh_norm_figure(bv.dh_norms(window), window.chars), key="bp_dh_norms",
+                        width="stretch")
+        reach = bv.last_loss_reach(current.trainer.model.params, window)
+        reach_fig = figures.dh_norm_figure(reach, window.chars)
+        reach_fig.update_layout(title_text="Only the last step's loss, flowing back: ‖∂L_{T−1}/∂hₜ‖")
+        st.plotly_chart(reach_fig, key="bp_reach", width="stretch")
+    with right:
+        st.markdown(
+            "Each step back multiplies the gradient by W_hhᵀ and by tanh' = 1 − h² ≤ 1. When these "
+            "factors shrink vectors, the gradient **vanishes** exponentially with distance (a straight "
+            "downward slope on the log axis), so early characters barely learn from late losses; when they "
+            "stretch vectors it **explodes**, which is why gradients are clipped.")
+        if window.length > 1 and reach[-1] > 0:
+            ratio = reach[0] / reach[-1]
+            st.metric("Last loss reaching t = 0, relative to t = T−1", f"{ratio:.2e}",
+                      help="‖∂L_{T−1}/∂h_0‖ / ‖∂L_{T−1}/∂h_{T−1}‖ on this window")
+        hist = current.trainer.history.as_arrays()
+        norms = {k: hist[f"grad_norm_{k}"] for k in ("Wxh", "Whh", "Why", "bh", "by")}
+        st.plotly_chart(figures.grad_norms_figure(hist["iteration"], norms, hist["clip_fraction"],
+                                                  clip=current.trainer.clip),
+                        key="bp_grad_norms", width="stretch")
+
+
+def weights_tab(current, radius_now: float) -> None:
+    name = st.segmented_control("Matrix", bv.WEIGHT_NAMES, key="bp_weight", default="Wxh") or "Wxh"
+    W = current.trainer.model.params[name]
+    heat, hist = st.columns([3, 2], gap="medium")
+    heat.plotly_chart(figures.weight_heatmap(W, name, **bv.weight_axis_labels(name, current.vocab.chars)),
+                      key="bp_heatmap", width="stretch")
+    hist.plotly_chart(figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
+
+    series: bv.SpectralSeries = ss.bp_spectral
+    text, chart = st.columns([1, 2], gap="large")
+    with text:
+        st.metric("Spectral radius ρ(W_hh) now", f"{radius_now:.4f}")
+        st.markdown(
+            "ρ is the largest |eigenvalue| of W_hh. Above 1, repeatedly multiplying by W_hh can grow a "
+            "vector without bound (tanh then saturates, and backpropagated gradients can explode); "
+            "well below 1, signals and gradients fade within a few steps.")
+        st.caption(f"Recorded whenever this page draws ({len(series.iterations)} points kept).")
+    with chart:
+        st.plotly_chart(figures.spectral_radius_figure(*series.arrays()), key="bp_spectral", width="stretch")
+
+
+@st.fragment(run_every=live_interval())
+def backprop_panel() -> None:
+    current = state.get_run()
+    try:
+        window = bv.window_backprop(current)
+    except ValueError as exc:
+        st.error(f"The backprop view cannot be computed for this run: {exc}")
+        return
+    if "bp_spectral" not in ss:
+        ss.bp_spectral = bv.SpectralSeries()
+    radius_now = ss.bp_spectral.record(run_owner(current), current.iteration,
+                                       current.trainer.model.spectral_radius)
+
+    st.markdown(f"Iteration **{current.iteration:,}** · window of T = {window.length} characters "
+                f"(input → target, shifted by one):")
+    st.code("".join(visible_chars(window.chars)) + "\n" + "".join(visible_chars(window.target_chars)),
+            language=None)
+    tabs = st.tabs(["Equations & numbers", "Gradient check", "Through time", "Weights"])
+    with tabs[0]:
+        equations_tab(current, window)
+    with tabs[1]:
+        gradcheck_tab(current, window)
+    with tabs[2]:
+        through_time_tab(current, window)
+    with tabs[3]:
+        weights_tab(current, radius_now)
+
+
+backprop_panel()
