@@ -167,7 +167,7 @@ def _predictions(reading: analysis.TextReading, text: str) -> None:
     fig = figures.topk_figure(text[start:end], reading.ps[start:end], vocab.chars,
                               actual_next=reading.ids[start + 1:end + 1], k=5)
     st.plotly_chart(fig, key="hs_topk", width="stretch")
-    st.caption("Under each input character: the model's 5 best guesses for the character that comes next, "
+    st.caption("Above each input character (x axis): the model's 5 best guesses for the character that comes next, "
                "most likely on top. Darker = more probable. A black frame marks the character that actually "
                "came next (no frame: it was not in the top 5).")
 
