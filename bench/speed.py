@@ -204,16 +204,23 @@ def warm_up(contender: Contender, seconds: float) -> int:
     return max(1, int(rate * 0.1))
 
 
-def timed_run(contender: Contender, chunk: int, seconds: float) -> float:
-    """Iterations per second over at least ``seconds`` of whole chunks."""
+def timed_run(contender: Contender, chunk: int, seconds: float) -> tuple[float, float]:
+    """(iterations per wall second, iterations per CPU second of this process) over at least
+    ``seconds`` of wall time in whole chunks.
+
+    CPU time is what a single-threaded contender would take on an idle machine, so it is the
+    fairer number when other processes compete for the cores; for multi-threaded contenders it
+    counts every thread's time (work, not latency).
+    """
     contender.prepare()
-    iterations, start = 0, time.perf_counter()
+    iterations, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while True:
         contender.step(chunk)
         iterations += chunk
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            return iterations / elapsed
+            cpu = max(time.process_time() - cpu_start, 1e-9)
+            return iterations / elapsed, iterations / cpu
 
 
 def profile(contender: Contender, seconds: float, top: int = 14) -> str:
@@ -338,7 +345,8 @@ def _add_torch(contenders, ids, vocab_size, torch, torch_threads):
     return contenders
 
 
-def print_ratios(contenders, median) -> None:
+def print_ratios(contenders, median, all_pairs: bool = True) -> None:
+    """(b)/(a), then (c)/(d) per dtype: every engine/torch pair (if all_pairs) and best/best."""
     def chars(key):
         return median[key] * contenders[key].chars_per_iteration
 
@@ -350,7 +358,7 @@ def print_ratios(contenders, median) -> None:
         torches = [k for k in median if k.startswith(f"torch_{dtype}")]
         if not engines or not torches:
             continue
-        for engine_key in engines:
+        for engine_key in engines if all_pairs else []:
             for torch_key in torches:
                 print(f"{contenders[engine_key].label:<36} / {contenders[torch_key].description:<26}"
                       f" chars/s: "
@@ -388,10 +396,13 @@ def main(argv=None) -> int:
     for note in notes:
         print("note: " + note)
     chunks = {key: warm_up(c, min(1.0, args.seconds / 3)) for key, c in contenders.items()}
-    rates = {key: [] for key in contenders}
+    rates = {key: [] for key in contenders}        # wall-clock iterations/s per round
+    cpu_rates = {key: [] for key in contenders}    # iterations per CPU-second per round
     for round_index in range(args.rounds):
         for key, contender in contenders.items():
-            rates[key].append(timed_run(contender, chunks[key], args.seconds))
+            wall, cpu = timed_run(contender, chunks[key], args.seconds)
+            rates[key].append(wall)
+            cpu_rates[key].append(cpu)
         print(f"  round {round_index + 1}/{args.rounds} done", file=sys.stderr)
     # Leave the process as it was found (matters when main() is called from Python).
     if torch is not None:
@@ -400,16 +411,20 @@ def main(argv=None) -> int:
         BLAS.set_threads(blas_threads)
 
     median = {key: statistics.median(r) for key, r in rates.items()}
-    print(f"\n{'contender':<44} {'iter/s':>9} {'chars/s':>11}   spread (min..max iter/s)")
+    cpu_median = {key: statistics.median(r) for key, r in cpu_rates.items()}
+    print(f"\n{'contender':<44} {'iter/s':>9} {'chars/s':>11}  {'wall spread':>15}  "
+          f"{'iter/CPU-s':>10}")
     for key, contender in contenders.items():
         cps = median[key] * contender.chars_per_iteration
-        print(f"{contender.label:<44} {median[key]:>9.1f} {cps:>11,.0f}   "
-              f"{min(rates[key]):.1f}..{max(rates[key]):.1f}")
+        print(f"{contender.label:<44} {median[key]:>9.1f} {cps:>11,.0f}  "
+              f"{min(rates[key]):>7.1f}..{max(rates[key]):<7.1f} {cpu_median[key]:>10.1f}")
     if hasattr(os, "getloadavg"):
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
               " (other processes on the machine widen the spread)")
-    print()
+    print("\nratios from wall-clock medians:")
     print_ratios(contenders, median)
+    print("\nratios from CPU-time medians (robust to other load; multi-threaded rows pay for every thread):")
+    print_ratios(contenders, cpu_median, all_pairs=False)
 
     if args.profile:
         for key in ("engine_b1", "engine_b32_float64_blas1"):
