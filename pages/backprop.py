@@ -25,10 +25,11 @@ dy_t &= p_t - e_{\mathrm{target}_t} \\
 dW_{hy} &= \textstyle\sum_t dy_t\,h_t^\top, \qquad db_y = \textstyle\sum_t dy_t \\
 dh_t &= W_{hy}^\top dy_t + W_{hh}^\top\, dh^{\mathrm{raw}}_{t+1} \\
 dh^{\mathrm{raw}}_t &= (1 - h_t^2) \odot dh_t \\
-dW_{xh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,x_t^\top, \qquad
-dW_{hh} = \textstyle\sum_t dh^{\mathrm{raw}}_t\,h_{t-1}^\top, \qquad db_h = \textstyle\sum_t dh^{\mathrm{raw}}_t
+dW_{xh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,x_t^\top \\
+dW_{hh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,h_{t-1}^\top, \qquad db_h = \textstyle\sum_t dh^{\mathrm{raw}}_t
 \end{aligned}"""
 
+TAB_LABELS = ["Equations & numbers", "Gradient check", "Through time", "Weights"]
 SCI = st.column_config.NumberColumn(format="%.3e")
 FIXED = st.column_config.NumberColumn(format="%.4f")
 
@@ -50,9 +51,10 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
     with forward:
         st.markdown("**Forward** (one step per character)")
         st.latex(FORWARD_LATEX)
-        st.caption("x_t is the one-hot vector of the input character, so W_xh x_t is one column of W_xh.")
+        st.caption("$x_t$ is the one-hot vector of the input character, so $W_{xh} x_t$ is one column of "
+                   "$W_{xh}$. $L$ is in nats; the trainer's loss is this sum for one window.")
     with backward:
-        st.markdown("**Backward** (from t = T−1 down to 0; dh^raw_T = 0)")
+        st.markdown(r"**Backward** (from $t = T-1$ down to $0$, starting with $dh^{\mathrm{raw}}_T = 0$)")
         st.latex(BACKWARD_LATEX)
         st.markdown(f"**Update** ({tr.optimizer_name}, the trainer's current setting)")
         st.latex(bv.update_latex(tr.optimizer_name, tr.learning_rate, tr.clip))
@@ -61,10 +63,11 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
     st.markdown("**The numbers at one time step**")
     T = window.length
     if T > 1:
-        if ss.get("bp_t") not in range(T):
-            ss.bp_t = T - 1
-        t = st.select_slider("Time step t (input → target)", options=list(range(T)), key="bp_t",
+        # The widget stores its label, which changes when the window moves: remember t apart from it.
+        chosen = min(ss.get("bp_t_chosen", T // 2), T - 1)
+        t = st.select_slider("Time step t (input → target)", options=list(range(T)), value=chosen, key="bp_t",
                              format_func=lambda s: bv.step_label(window, s))
+        ss.bp_t_chosen = t
     else:
         t = 0
         st.caption(bv.step_label(window, 0))
@@ -73,22 +76,23 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
     numbers, outputs, hidden = st.columns([1, 1.3, 2.4], gap="medium")
     with numbers:
         a, b = st.columns(2)
-        a.metric("input x_t", repr_char(facts["input_char"]))
+        a.metric("input $x_t$", repr_char(facts["input_char"]))
         b.metric("target", repr_char(facts["target_char"]))
-        a.metric("p_t[target]", f"{facts['p_target']:.4f}")
-        b.metric("loss_t", f"{facts['loss']:.3f}", help="−ln p_t[target], nats")
+        a.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}")
+        b.metric(r"$\mathrm{loss}_t$", f"{facts['loss']:.3f}", help="−ln p_t[target], in nats")
     with outputs:
-        st.markdown("dy_t = p_t − e_target, largest |entries|")
+        st.markdown(r"$dy_t = p_t - e_{\mathrm{target}}$, largest entries")
         st.dataframe(bv.dy_table(window, t, current.vocab.chars), hide_index=True, width="stretch",
                      column_config={"p": FIXED, "dy": st.column_config.NumberColumn(format="%+.4f")})
     with hidden:
-        st.markdown(f"dh_t and dh^raw_t, first units of {tr.model.hidden_size}")
+        st.markdown(rf"$dh_t$ and $dh^{{\mathrm{{raw}}}}_t$, first units of {tr.model.hidden_size}")
         st.dataframe(bv.hidden_table(params, window, t), hide_index=True, width="stretch",
-                     column_config={c: SCI for c in ("from output", "from future", "dh", "dh_raw")}
-                     | {"h": FIXED, "1 − h²": FIXED})
-        st.caption(f"‖dh_t‖ = {facts['dh_norm']:.3e} (from the output {facts['from_output_norm']:.3e}, "
-                   f"from later steps {facts['from_future_norm']:.3e}) · "
-                   f"‖dh^raw_t‖ = {facts['dh_raw_norm']:.3e}: tanh' = 1 − h² shrinks it.")
+                     column_config={c: SCI for c in ("1 − h²", "from output", "from future", "dh", "dh_raw")}
+                     | {"h": FIXED})
+        st.caption(rf"$\|dh_t\|$ = {facts['dh_norm']:.3e} (from the output {facts['from_output_norm']:.3e}, "
+                   f"from later steps {facts['from_future_norm']:.3e}); "
+                   rf"$\|dh^{{\mathrm{{raw}}}}_t\|$ = {facts['dh_raw_norm']:.3e}, "
+                   r"after $\tanh' = 1 - h_t^2$, which is near 0 for saturated units ($h \approx \pm 1$).")
 
     st.markdown("**Gradients of the whole window**")
     grads = window.trace["grads"]
@@ -101,6 +105,10 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
         note += (f" With batch size {tr.batch_size} the trainer averages these gradients over "
                  f"{tr.batch_size} streams; shown here is stream 0 alone.")
     st.caption(note)
+
+
+def subscript(n: int) -> str:
+    return str(n).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def repr_char(c: str) -> str:
@@ -129,8 +137,9 @@ def gradcheck_tab(current, window: bv.WindowBackprop) -> None:
     (st.success if passed == len(frame) else st.error)(message)
     if result["iteration"] != current.iteration:
         st.caption("The model has trained since: press the button again to check it as it is now.")
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"analytic": SCI, "numerical": SCI, "|a − n|": SCI, "relative error": SCI})
+    precise = st.column_config.NumberColumn(format="%.8e")    # enough digits to see them agree
+    st.dataframe(frame, hide_index=True, width="stretch", height=35 * (len(frame) + 1) + 3,
+                 column_config={"analytic": precise, "numerical": precise, "|a − n|": SCI, "relative error": SCI})
     st.caption(
         f"Relative error = |a − n| / (|a| + |n|): 0 when they agree, 1 when one is 0 or they have opposite "
         f"signs; it does not depend on the gradient's scale. An entry passes below {bv.REL_TOL:g}. For tiny "
@@ -146,18 +155,22 @@ def through_time_tab(current, window: bv.WindowBackprop) -> None:
                         width="stretch")
         reach = bv.last_loss_reach(current.trainer.model.params, window)
         reach_fig = figures.dh_norm_figure(reach, window.chars)
-        reach_fig.update_layout(title_text="Only the last step's loss, flowing back: ‖∂L_{T−1}/∂hₜ‖")
+        last = subscript(window.length - 1)
+        reach_fig.update_layout(title_text=f"Only the last step's loss flowing back, ‖∂L{last}/∂hₜ‖")
+        reach_fig.update_yaxes(title_text=f"‖∂L{last}/∂hₜ‖")
         st.plotly_chart(reach_fig, key="bp_reach", width="stretch")
     with right:
         st.markdown(
-            "Each step back multiplies the gradient by W_hhᵀ and by tanh' = 1 − h² ≤ 1. When these "
+            r"Each step back multiplies the gradient by $W_{hh}^\top$ and by $\tanh' = 1 - h_t^2 \le 1$. When these "
             "factors shrink vectors, the gradient **vanishes** exponentially with distance (a straight "
             "downward slope on the log axis), so early characters barely learn from late losses; when they "
             "stretch vectors it **explodes**, which is why gradients are clipped.")
         if window.length > 1 and reach[-1] > 0:
             ratio = reach[0] / reach[-1]
-            st.metric("Last loss reaching t = 0, relative to t = T−1", f"{ratio:.2e}",
-                      help="‖∂L_{T−1}/∂h_0‖ / ‖∂L_{T−1}/∂h_{T−1}‖ on this window")
+            st.metric(f"How much of the last loss reaches t = 0 (of what reaches t = {window.length - 1})",
+                      f"{ratio:.2e}",
+                      help="‖∂L_{T−1}/∂h_0‖ / ‖∂L_{T−1}/∂h_{T−1}‖ on this window: the lower chart's first "
+                           "bar over its last")
         hist = current.trainer.history.as_arrays()
         norms = {k: hist[f"grad_norm_{k}"] for k in ("Wxh", "Whh", "Why", "bh", "by")}
         st.plotly_chart(figures.grad_norms_figure(hist["iteration"], norms, hist["clip_fraction"],
@@ -168,22 +181,24 @@ def through_time_tab(current, window: bv.WindowBackprop) -> None:
 def weights_tab(current, radius_now: float) -> None:
     name = st.segmented_control("Matrix", bv.WEIGHT_NAMES, key="bp_weight", default="Wxh") or "Wxh"
     W = current.trainer.model.params[name]
-    heat, hist = st.columns([3, 2], gap="medium")
-    heat.plotly_chart(figures.weight_heatmap(W, name, **bv.weight_axis_labels(name, current.vocab.chars)),
-                      key="bp_heatmap", width="stretch")
-    hist.plotly_chart(figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
-
+    # Full width: Wxh has one labelled column per vocabulary character. Why has one labelled row per
+    # character, so it grows tall enough for each row's label to be legible.
+    heatmap = figures.weight_heatmap(W, name, **bv.weight_axis_labels(name, current.vocab.chars))
+    if name == "Why":
+        heatmap.update_layout(height=min(1400, max(figures.HEATMAP_HEIGHT, 110 + 13 * W.shape[0])))
+    st.plotly_chart(heatmap, key="bp_heatmap", width="stretch")
     series: bv.SpectralSeries = ss.bp_spectral
-    text, chart = st.columns([1, 2], gap="large")
-    with text:
-        st.metric("Spectral radius ρ(W_hh) now", f"{radius_now:.4f}")
+    hist, spectral = st.columns(2, gap="large")
+    hist.plotly_chart(figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
+    with spectral:
+        st.metric(r"Spectral radius $\rho(W_{hh})$ now", f"{radius_now:.4f}")
         st.markdown(
-            "ρ is the largest |eigenvalue| of W_hh. Above 1, repeatedly multiplying by W_hh can grow a "
-            "vector without bound (tanh then saturates, and backpropagated gradients can explode); "
+            r"$\rho$ is the largest |eigenvalue| of $W_{hh}$. Above 1, repeated multiplication by $W_{hh}$ can "
+            "grow a vector step after step (tanh then saturates, and gradients flowing back can explode); "
             "well below 1, signals and gradients fade within a few steps.")
-        st.caption(f"Recorded whenever this page draws ({len(series.iterations)} points kept).")
-    with chart:
         st.plotly_chart(figures.spectral_radius_figure(*series.arrays()), key="bp_spectral", width="stretch")
+        kept = len(series.iterations)
+        st.caption(f"Recorded whenever this page draws ({kept} point{'s' if kept != 1 else ''} kept so far).")
 
 
 @st.fragment(run_every=live_interval())
@@ -201,17 +216,16 @@ def backprop_panel() -> None:
 
     st.markdown(f"Iteration **{current.iteration:,}** · window of T = {window.length} characters "
                 f"(input → target, shifted by one):")
-    st.code("".join(visible_chars(window.chars)) + "\n" + "".join(visible_chars(window.target_chars)),
-            language=None)
-    tabs = st.tabs(["Equations & numbers", "Gradient check", "Through time", "Weights"])
-    with tabs[0]:
-        equations_tab(current, window)
-    with tabs[1]:
-        gradcheck_tab(current, window)
-    with tabs[2]:
-        through_time_tab(current, window)
-    with tabs[3]:
-        weights_tab(current, radius_now)
+    st.code("input   " + "".join(visible_chars(window.chars)) + "\n"
+            "target  " + "".join(visible_chars(window.target_chars)), language=None)
+    # Lazy tabs: only the open one is computed, so live refreshes stay cheap and training keeps its pace.
+    tabs = st.tabs(TAB_LABELS, key="bp_tab", on_change="rerun")
+    draw = (lambda: equations_tab(current, window), lambda: gradcheck_tab(current, window),
+            lambda: through_time_tab(current, window), lambda: weights_tab(current, radius_now))
+    for tab, draw_tab in zip(tabs, draw):
+        if tab.open:
+            with tab:
+                draw_tab()
 
 
 backprop_panel()

@@ -309,7 +309,8 @@ def update_latex(optimizer: str, learning_rate: float, clip: float) -> str:
     """LaTeX of the clip and the parameter update the trainer applies to each gradient g."""
     lr = f"{learning_rate:g}"
     updates = {
-        "adagrad": rf"m \leftarrow m + g^2, \quad \theta \leftarrow \theta - {lr}\, \frac{{g}}{{\sqrt{{m + 10^{{-8}}}}}}",
+        "adagrad": (rf"m \leftarrow m + g^2, \quad "
+                    rf"\theta \leftarrow \theta - {lr}\, \frac{{g}}{{\sqrt{{m + 10^{{-8}}}}}}"),
         "sgd": rf"\theta \leftarrow \theta - {lr}\, g",
         "momentum": rf"v \leftarrow 0.9\, v - {lr}\, g, \quad \theta \leftarrow \theta + v",
         "rmsprop": (rf"c \leftarrow 0.9\, c + 0.1\, g^2, \quad "

@@ -9,6 +9,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from playground import backprop_view as bv
+from playground.textviews import visible_char
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 
@@ -36,6 +37,13 @@ def app(monkeypatch):
     return at
 
 
+def open_tab(at, label):
+    at.session_state["bp_tab"] = label
+    at.run()
+    assert not at.exception
+    return at
+
+
 def metric(at, label_start):
     return next(m.value for m in at.metric if m.label.startswith(label_start))
 
@@ -52,9 +60,13 @@ def test_renders_at_iteration_zero(app):
     assert any(m.value.startswith("Iteration **0**") for m in app.markdown)
     assert [t.label for t in app.tabs] == ["Equations & numbers", "Gradient check", "Through time", "Weights"]
     assert len(app.get("latex")) == 3
+    assert not app.get("plotly_chart")          # tabs are lazy: only the open one is drawn
+    open_tab(app, "Through time")
+    assert chart_spec(app, "Gradient norms")    # empty history: the chart shows a note, not an error
+    assert not app.get("latex")
+    open_tab(app, "Weights")
     run = app.session_state["run"]
     assert metric(app, "Spectral radius") == f"{run.trainer.model.spectral_radius():.4f}"
-    assert chart_spec(app, "Gradient norms")   # empty history: the chart shows a note, not an error
 
 
 def test_follows_training_and_shows_the_engines_numbers(app):
@@ -69,8 +81,10 @@ def test_follows_training_and_shows_the_engines_numbers(app):
     np.testing.assert_allclose(summary["norm"], bv.gradient_summary(window.trace["grads"], run.trainer.clip)["norm"])
     # the page drew at iterations 0, 1, 2 and 3, and recorded the spectral radius each time
     assert app.session_state["bp_spectral"].iterations == [0, 1, 2, 3]
+    open_tab(app, "Weights")
     spec = chart_spec(app, "Spectral radius")
     assert spec["data"][0]["name"] == "ρ(Whh)"
+    open_tab(app, "Through time")
     dh = chart_spec(app, "Gradient reaching each hidden state")
     assert dh["data"][0]["type"] == "bar" and len(dh["layout"]["xaxis"]["ticktext"]) == window.length
 
@@ -79,19 +93,32 @@ def test_time_step_slider_changes_the_step_shown(app):
     run = app.session_state["run"]
     window = bv.window_backprop(run)
     T = window.length
-    assert app.select_slider(key="bp_t").value == T - 1
+    assert app.select_slider(key="bp_t").value == T // 2
     for t in (0, 7):
         app.select_slider(key="bp_t").set_value(t).run()
         assert not app.exception
         facts = bv.step_facts(run.trainer.model.params, window, t)
-        assert metric(app, "p_t[target]") == f"{facts['p_target']:.4f}"
-        assert metric(app, "loss_t") == f"{facts['loss']:.3f}"
+        assert metric(app, "$p_t") == f"{facts['p_target']:.4f}"
+        assert metric(app, r"$\mathrm{loss}_t") == f"{facts['loss']:.3f}"
+        assert metric(app, "input") == f"'{visible_char(facts['input_char'])}'"
         dy = next(df.value for df in app.dataframe if list(df.value.columns) == ["char", "p", "dy", "target"])
         np.testing.assert_allclose(dy["dy"], bv.dy_table(window, t, run.vocab.chars)["dy"])
 
 
+def test_chosen_time_step_survives_the_window_moving(app):
+    app.select_slider(key="bp_t").set_value(7).run()
+    before = bv.window_backprop(app.session_state["run"]).chars
+    app.button(key="btn_step").click().run()
+    assert not app.exception
+    run = app.session_state["run"]
+    assert bv.window_backprop(run).chars != before      # the slider's labels changed...
+    assert app.select_slider(key="bp_t").value == 7      # ...and the chosen step stayed
+    assert metric(app, "input") == f"'{visible_char(bv.window_backprop(run).chars[7])}'"
+
+
 def test_gradient_check_button_gives_a_passing_table(app):
     app.button(key="btn_step").click().run()
+    open_tab(app, "Gradient check")
     app.button(key="btn_gradcheck").click().run()
     assert not app.exception
     frame = next(df.value for df in app.dataframe if "relative error" in df.value.columns)
@@ -101,7 +128,21 @@ def test_gradient_check_button_gives_a_passing_table(app):
 
 
 def test_weights_tab_switches_matrix(app):
+    open_tab(app, "Weights")
     assert chart_spec(app, "Wxh 100×")
     app.segmented_control(key="bp_weight").set_value("Whh").run()
     assert not app.exception
     assert chart_spec(app, "Whh 100×100")
+
+
+def test_one_step_windows_and_batches_render_in_every_tab(app):
+    from playground.run import Run, RunConfig
+    run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=1, batch_size=2), "abcab\n" * 20, "tiny")
+    run.step(3)
+    app.session_state["run"] = run
+    app.run()
+    assert not app.exception and not app.select_slider    # one step: nothing to slide over
+    assert any("stream 0 alone" in c.value for c in app.caption)
+    for label in ("Gradient check", "Through time", "Weights"):
+        open_tab(app, label)
+    assert app.session_state["bp_spectral"].iterations == [3]
