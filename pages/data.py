@@ -1,5 +1,179 @@
-"""Placeholder: this page is being built."""
+"""Data: what the network reads. The current run's text, the built-in texts, and your own text.
+
+A new text never touches the current run: it becomes the draft corpus, and Reset (or "Train on
+this text now") starts a fresh model on it.
+"""
+import weakref
+from dataclasses import asdict
+
 import streamlit as st
 
-st.title("data")
-st.info("Coming soon.")
+from playground import state, uploads
+from playground.textviews import escape_text, visible_chars
+from rnn_core.corpora import BUILTIN_CORPORA, corpus_summary, load_builtin
+from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
+
+ss = st.session_state
+run = state.get_run()
+
+
+@st.cache_data(show_spinner="Reading the built-in text…", max_entries=len(BUILTIN_CORPORA))
+def builtin_summary(key: str) -> dict:
+    # Same text for every user (no user data), so one copy per process.
+    return corpus_summary(load_builtin(key), preview_chars=uploads.PREVIEW_CHARS)
+
+
+def draft(name: str):
+    """A draft setting (cfg_<name>, set on the Train page), or the current run's when absent."""
+    return ss.get(f"cfg_{name}", getattr(state.get_run().config, name))
+
+
+def draft_settings() -> dict:
+    return {name: draft(name) for name in ("seq_length", "batch_size", "val_fraction")}
+
+
+def corpus_name(key: str) -> str:
+    """Display name, Markdown-safe (a label may come from a file name or a checkpoint)."""
+    return escape_text(ss.custom_label or "your text") if key == "custom" else key.capitalize()
+
+
+def custom_summary() -> dict:
+    """corpus_summary of the custom text, computed once per text (it counts up to 2M characters)."""
+    key = (len(ss.custom_text), hash(ss.custom_text))
+    cached = ss.get("data_custom_summary")
+    if not cached or cached[0] != key:
+        ss.data_custom_summary = cached = (key, corpus_summary(ss.custom_text, preview_chars=uploads.PREVIEW_CHARS))
+    return cached[1]
+
+
+def take(accepted: uploads.AcceptedText) -> None:
+    ss.custom_text, ss.custom_label = accepted.text, accepted.label
+    ss.cfg_corpus = "custom"
+    ss.data_error = None
+    # The "ready" notice lasts until this run is replaced (a weakref: an id could be reused).
+    ss.data_taken_for = weakref.ref(state.get_run())
+
+
+def on_upload() -> None:
+    uploaded = ss.get("data_upload")
+    ss.data_error = None
+    if uploaded is None:
+        return
+    try:
+        take(uploads.accept_file(uploaded.getvalue(), uploaded.name, **draft_settings()))
+    except ValueError as exc:
+        ss.data_error = ("upload", f"The file {escape_text(uploaded.name[:80])} was not used. {exc}")
+
+
+def on_paste() -> None:
+    try:
+        take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
+    except ValueError as exc:
+        ss.data_error = ("paste", f"The pasted text was not used. {exc}")
+
+
+def choose_builtin(key: str) -> None:
+    ss.cfg_corpus = key
+    ss.data_error = None
+
+
+def train_now() -> None:
+    before = state.get_run()
+    # Drafts the Train page's widgets no longer hold fall back to the current run's settings.
+    for key, value in asdict(before.config).items():
+        if f"cfg_{key}" not in ss:
+            ss[f"cfg_{key}"] = value
+    state.new_run_from_widgets()
+    if state.get_run() is before:    # refused: say why next to the button rather than at the top
+        ss.data_error = ("train", (ss.get("flash") or ("error", "The run was not reset."))[1])
+        ss.flash = None
+
+
+def show_error(where: str) -> None:
+    error = ss.get("data_error")
+    if error and error[0] == where:
+        st.error(error[1], icon=":material/error:")
+
+
+def char_strip(chars: str, limit: int = 120) -> str:
+    """The vocabulary as Markdown-safe text, whitespace made visible."""
+    shown = escape_text(" ".join(visible_chars(chars[:limit])))
+    return shown + (f" … (+{len(chars) - limit})" if len(chars) > limit else "")
+
+
+def show_metrics(length: int, vocab_size: int, bits: float, extra: tuple[str, str] | None = None) -> None:
+    cols = st.columns(4 if extra else 3)
+    cols[0].metric("Characters", f"{length:,}")
+    cols[1].metric("Vocabulary", f"{vocab_size}", help="Distinct characters: the width V of the input and output layers")
+    cols[2].metric("Unigram entropy", f"{bits:.2f} bits/char",
+                   help="The loss of a model that only knows character frequencies. "
+                        "A trained RNN should get well below it by using context.")
+    if extra:
+        cols[3].metric(*extra)
+
+
+# ---------------------------------------------------------------- page
+st.title("Data")
+st.caption("The network reads one text, character by character, and learns to predict the next one. "
+           "The last part of the text is kept aside to measure validation loss.")
+
+next_corpus = draft("corpus")
+taken_for = ss.get("data_taken_for")
+custom_ready = next_corpus == "custom" and ss.custom_text and taken_for is not None and taken_for() is run
+if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text)):
+    with st.container(border=True):
+        st.markdown(f"**Next run's text: {corpus_name(next_corpus)}.** Press **Reset** in the sidebar to start a new "
+                    f"model on it, with the settings on the Train page. That discards the current run's "
+                    f"{run.iteration:,} iterations (download a checkpoint on Save & load first to keep them).")
+        st.button("Train on this text now", key="data_train_now", on_click=train_now, type="primary",
+                  icon=":material/play_circle:")
+        show_error("train")
+
+st.subheader("The current run's text")
+facts = uploads.run_corpus_facts(run)
+show_metrics(facts["train_chars"] + facts["val_chars"], facts["vocab_size"], facts["unigram_bits_per_char"],
+             ("Validation part", f"{facts['val_chars']:,}"))
+st.caption(f"**{escape_text(run.corpus_label)}** · the model trains on the first {facts['train_chars']:,} characters. "
+           f"Vocabulary: {char_strip(facts['chars'])}")
+with st.expander("Preview of the training text"):
+    st.code(facts["preview"], language=None, wrap_lines=True)
+
+st.subheader("Choose a text")
+builtin_tab, upload_tab, paste_tab = st.tabs(["Built-in texts", "Upload a file", "Paste text"])
+
+with builtin_tab:
+    for key, description in BUILTIN_CORPORA.items():
+        with st.container(border=True):
+            head, button = st.columns([4, 1], vertical_alignment="center")
+            head.markdown(f"**{key.capitalize()}** — {description}")
+            in_use = run.config.corpus == key
+            chosen = next_corpus == key
+            button.button("Current run" if in_use and chosen else "Chosen" if chosen else "Use this",
+                          key=f"data_use_{key}", on_click=choose_builtin, args=(key,), disabled=chosen,
+                          width="stretch")
+            summary = builtin_summary(key)
+            show_metrics(summary["length"], summary["vocab_size"], summary["unigram_bits_per_char"])
+            with st.expander("Preview"):
+                st.code(summary["preview"], language=None, wrap_lines=True)
+
+with upload_tab:
+    st.file_uploader("A plain text file (.txt, UTF-8)", type=["txt"], key="data_upload", on_change=on_upload,
+                     help=f"Up to {MAX_UPLOAD_MB} MB and {MAX_CORPUS_CHARS:,} characters. "
+                          "Karpathy's tinyshakespeare works well.")
+    show_error("upload")
+
+with paste_tab:
+    st.text_area("Your text", key="data_paste", height=200, max_chars=MAX_CORPUS_CHARS,
+                 placeholder="Paste a few thousand characters or more: a poem collection, code, lyrics…")
+    st.button("Use this text", key="data_paste_use", on_click=on_paste, icon=":material/check:")
+    show_error("paste")
+
+if ss.custom_text:
+    summary = custom_summary()
+    with st.container(border=True):
+        st.markdown(f"**Your text: {corpus_name('custom')}**")
+        show_metrics(summary["length"], summary["vocab_size"], summary["unigram_bits_per_char"])
+        with st.expander("Preview"):
+            st.code(summary["preview"], language=None, wrap_lines=True)
+        if next_corpus != "custom":
+            st.button("Use this text", key="data_custom_use", on_click=choose_builtin, args=("custom",))

@@ -1,5 +1,130 @@
-"""Placeholder: this page is being built."""
+"""Save & load: the run's private link, checkpoint and history downloads, and resuming a checkpoint."""
+import time
+import weakref
+
 import streamlit as st
 
-st.title("files")
-st.info("Coming soon.")
+from playground import persist, state, uploads
+from playground.textviews import escape_text
+
+ss = st.session_state
+run = state.get_run()
+
+
+def prepare_downloads() -> None:
+    """Snapshot the run as files now (in the script thread, so training can't change it midway)."""
+    current = state.get_run()
+    train_csv, val_csv = (uploads.csv_bytes(frame) for frame in uploads.history_frames(current))
+    ss.files_prepared = {
+        "run": weakref.ref(current), "iteration": current.iteration,
+        "checkpoint": current.to_bytes(), "checkpoint_name": uploads.checkpoint_file_name(current),
+        "train_csv": train_csv, "val_csv": val_csv,
+        "csv_stem": uploads.checkpoint_file_name(current).removesuffix(".npz"),
+    }
+
+
+def on_checkpoint_upload() -> None:
+    uploaded = ss.get("files_upload")
+    ss.files_message = None
+    if uploaded is None:
+        return
+    before = state.get_run().iteration
+    try:
+        loaded = uploads.run_from_checkpoint(uploaded.getvalue())
+    except ValueError as exc:
+        ss.files_message = ("error", f"The file {escape_text(uploaded.name[:80])} was not loaded, and the current "
+                                     f"run is unchanged. {exc}", weakref.ref(state.get_run()))
+        return
+    persist.adopt_run(loaded)
+    ss.files_prepared = None
+    ss.files_message = ("success", f"Loaded {escape_text(uploaded.name[:80])}: {escape_text(loaded.corpus_label)}, "
+                                   f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
+                                   f"stopped. (The previous run's {before:,} iterations were replaced.)",
+                        weakref.ref(loaded))
+
+
+def age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s ago"
+    if seconds < 5400:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+# ---------------------------------------------------------------- page
+st.title("Save & load")
+st.caption("Your run is kept on this server and comes back after a reload. Download it to keep it for good, "
+           "or to continue it somewhere else.")
+
+st.subheader("Your run's link")
+with st.container(border=True):
+    link = persist.run_link(st.context.url)
+    store = persist.get_store()
+    status = persist.status()
+    if link:
+        st.code(link, language=None)
+        days = store.max_age_seconds / 86400 if store else 7
+        st.markdown(f"Open this link to continue this run later, in any browser. It is **private but not "
+                    f"protected**: it can't be guessed, yet anyone who has it can open, train and overwrite "
+                    f"the run, so share it only with people you trust. Runs unused for {days:g} days are deleted.")
+    else:
+        st.markdown("This run has not been saved yet. It is saved when you pause, step or reset, every "
+                    f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
+        st.button("Save now", key="files_save_now", on_click=persist.save_now, icon=":material/save:")
+    if status.error:
+        st.warning(f"The last save failed ({escape_text(status.error)}). The run is still here in this tab; "
+                   "download a checkpoint below to keep it.", icon=":material/warning:")
+    elif status.saved_at is not None:
+        st.caption(f"Last saved at iteration {status.saved_iteration:,}, {age(time.time() - status.saved_at)}.")
+
+st.subheader("Download")
+prepared = ss.get("files_prepared")
+if prepared and prepared["run"]() is not run:
+    prepared = ss.files_prepared = None    # made for a run that has since been replaced
+with st.container(border=True):
+    top_left, top_right = st.columns([3, 1], vertical_alignment="center")
+    if prepared:
+        top_left.markdown(f"Files of iteration **{prepared['iteration']:,}**"
+                          + (f" (the run is now at {run.iteration:,})." if run.iteration != prepared["iteration"]
+                             else "."))
+    else:
+        top_left.markdown(f"Make files of the run as it is now (iteration **{run.iteration:,}**).")
+    top_right.button("Prepare again" if prepared else "Prepare files", key="files_prepare",
+                     on_click=prepare_downloads, icon=":material/inventory_2:", width="stretch")
+    ckpt, history = st.columns(2, gap="large")
+    with ckpt:
+        st.markdown("**Checkpoint (.npz)**")
+        st.caption("Everything needed to continue exactly where training stopped: weights, optimizer state, "
+                   "position in the text, hidden state, the text itself and the loss history. "
+                   "Loads back here, or in Python with `rnn_core.load_checkpoint`.")
+        st.download_button("Download checkpoint", data=prepared["checkpoint"] if prepared else b"",
+                           file_name=prepared["checkpoint_name"] if prepared else "checkpoint.npz",
+                           mime="application/octet-stream", key="files_download_ckpt", disabled=not prepared,
+                           icon=":material/download:", on_click="ignore", type="primary")
+    with history:
+        st.markdown("**Loss history (.csv)**")
+        st.caption("One row per recorded iteration: loss and smoothed loss (nats per window), bits per "
+                   "character, clip fraction, learning rate and gradient norms; validation separately.")
+        left, right = st.columns(2)
+        left.download_button("Training", data=prepared["train_csv"] if prepared else b"",
+                             file_name=f"{prepared['csv_stem']}-history.csv" if prepared else "history.csv",
+                             mime="text/csv", key="files_download_train", disabled=not prepared,
+                             icon=":material/download:", on_click="ignore", width="stretch")
+        right.download_button("Validation", data=prepared["val_csv"] if prepared else b"",
+                              file_name=f"{prepared['csv_stem']}-validation.csv" if prepared else "validation.csv",
+                              mime="text/csv", key="files_download_val", disabled=not prepared,
+                              icon=":material/download:", on_click="ignore", width="stretch")
+
+st.subheader("Continue from a checkpoint")
+with st.container(border=True):
+    st.file_uploader("A checkpoint saved by RNN Playground (.npz)", type=["npz"], key="files_upload",
+                     on_change=on_checkpoint_upload,
+                     help="Training continues bit for bit where the checkpoint stopped.")
+    st.caption(f"Loading replaces the current run ({run.iteration:,} iterations on "
+               f"{escape_text(run.corpus_label)}); download it first to keep it.")
+    message = ss.get("files_message")
+    if message and message[2]() is run:     # about this run: gone once it is reset or replaced
+        kind, text, _ = message
+        (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
+                                                        else ":material/error:")

@@ -1,0 +1,362 @@
+"""Nothing lost: the session's run survives a reload and a server restart.
+
+The URL carries the session's unguessable run id (``?run=<id>``); the run is stored as checkpoint
+bytes in a RunStore under that id. A new session whose URL names a stored run continues it.
+
+When runs are saved:
+* ``save_now`` — on pause, on reset and when a checkpoint is loaded (called by state.py's callbacks);
+* ``autosave_if_due`` — from the training tick, at least every AUTOSAVE_SECONDS while training;
+* ``after_init`` — on every script run, if the paused run changed since its last save (Step,
+  a divergence stop, a live setting), so no path that changes a run needs its own hook.
+
+A save takes a consistent snapshot in the script thread (a trainer clone, ~10 ms) and leaves the
+slow part (compressing ~1 MB, writing) to one background thread, so Pause answers at once. The
+thread never touches streamlit: it reports through a SaveStatus the script thread reads.
+
+The URL gets the id only once the run has been saved, so a reload never promises a run that was
+never stored. A save failure (disk full, no permission) never raises: the user is warned once.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from playground.run import Run
+from playground.store import (ENV_DATA_DIR, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
+                              new_run_id)
+from playground.uploads import run_text
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_SECONDS = 30.0
+PRUNE_EVERY_SECONDS = 3600.0
+RESTORE_WAIT_SECONDS = 10.0   # a reload waits this long at most for its own run's pending save
+QUERY_KEY = "run"
+SESSION_KEY = "persist"
+
+
+# ---------------------------------------------------------------- shared by every session of the process
+_UNUSABLE_LOGGED: set[str] = set()
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(path: str) -> RunStore:
+    # Cached per directory: holds no user data, only the path and the directory lock.
+    return RunStore(path)
+
+
+def _data_dir() -> Path:
+    """default_data_dir(), except under pytest without RNN_PLAYGROUND_DATA_DIR: a per-process temp
+    dir, so a test that forgot to set it never fills the user's cache with test runs."""
+    if not os.environ.get(ENV_DATA_DIR, "").strip() and "PYTEST_CURRENT_TEST" in os.environ:
+        return Path(tempfile.gettempdir()) / f"rnn-playground-test-runs-{os.getpid()}"
+    return default_data_dir()
+
+
+def get_store() -> RunStore | None:
+    """The RunStore in the data dir ($RNN_PLAYGROUND_DATA_DIR if set), or None if it is unusable."""
+    path = str(_data_dir())
+    try:
+        return _store_at(path)
+    except (OSError, ValueError) as exc:
+        if path not in _UNUSABLE_LOGGED:     # tried again on every script run: log it once
+            _UNUSABLE_LOGGED.add(path)
+            log.warning("run store unavailable: %s", exc)
+        return None
+
+
+class SaveStatus:
+    """Outcome of a session's saves, written by the save thread and read by the script thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.error: str | None = None          # the last failure, cleared by a later success
+        self.saved_iteration: int | None = None
+        self.saved_at: float | None = None     # time.time() of the last successful save
+
+    def succeeded(self, iteration: int) -> None:
+        with self._lock:
+            self.error, self.saved_iteration, self.saved_at = None, iteration, time.time()
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self.error = message
+
+
+@dataclass
+class _Job:
+    store: RunStore
+    run_id: str
+    snapshot: Run
+    status: SaveStatus
+
+
+class _SaveWorker:
+    """One daemon thread per process writing queued snapshots; only the newest per run id is kept."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Job] = {}
+        self._busy: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: _Job) -> None:
+        with self._cond:
+            self._pending.pop(job.run_id, None)      # re-insert: oldest-waiting ids are written first
+            self._pending[job.run_id] = job
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="rnn-playground-saver", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait(self, run_id: str | None = None, timeout: float | None = None) -> bool:
+        """Block until the run's queued save (every save if None) is written; False on timeout."""
+        def idle() -> bool:
+            if run_id is None:
+                return not self._pending and not self._busy
+            return run_id not in self._pending and run_id not in self._busy
+        with self._cond:
+            return self._cond.wait_for(idle, timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                run_id = next(iter(self._pending))
+                job = self._pending.pop(run_id)
+                self._busy.add(run_id)
+            try:
+                _write(job)
+            finally:
+                with self._cond:
+                    self._busy.discard(run_id)
+                    self._cond.notify_all()
+
+
+def _write(job: _Job) -> None:
+    try:
+        job.store.save(job.run_id, job.snapshot.to_bytes())
+    except Exception as exc:   # disk full, permissions, anything: the app must keep running
+        log.warning("saving run %s failed: %s", job.run_id[:6], exc)
+        job.status.failed(f"{type(exc).__name__}: {exc}")
+    else:
+        job.status.succeeded(job.snapshot.iteration)
+
+
+_WORKER = _SaveWorker()
+_PRUNED_AT: dict[str, float] = {}
+_PRUNE_GUARD = threading.Lock()
+
+
+def wait_for_saves(run_id: str | None = None, timeout: float | None = 60.0) -> bool:
+    """Block until queued saves are on disk (all, or one run's). For tests and for restores."""
+    return _WORKER.wait(run_id, timeout)
+
+
+def snapshot(run: Run) -> Run:
+    """An independent copy of ``run`` whose to_bytes() is unaffected by further training.
+
+    Shallow copy plus a cloned trainer and copied samples: config, vocab and label are immutable.
+    """
+    snap = copy.copy(run)
+    snap.trainer = run.trainer.clone()
+    snap.samples = deque(run.samples, maxlen=run.samples.maxlen)
+    return snap
+
+
+def _maybe_prune(store: RunStore, keep: str) -> None:
+    """Prune old runs at most once an hour per directory (and once after each process start)."""
+    key = str(store.data_dir)
+    now = time.monotonic()
+    with _PRUNE_GUARD:
+        last = _PRUNED_AT.get(key)
+        if last is not None and now - last < PRUNE_EVERY_SECONDS:
+            return
+        _PRUNED_AT[key] = now
+    try:
+        removed = store.prune(keep=[keep])
+        if removed:
+            log.info("pruned %d old runs", len(removed))
+    except OSError as exc:
+        log.warning("pruning runs failed: %s", exc)
+
+
+# ---------------------------------------------------------------- one session's persistence state
+@dataclass
+class SessionPersist:
+    run_id: str
+    linked: bool = False                      # saved at least once: the URL carries run_id
+    saved_signature: tuple | None = None      # what the last save captured (see _signature)
+    warned: bool = False                      # the one save-failure warning has been shown
+    throttle: SaveThrottle = field(default_factory=lambda: SaveThrottle(AUTOSAVE_SECONDS))
+    status: SaveStatus = field(default_factory=SaveStatus)
+
+
+def _session() -> SessionPersist:
+    ss = st.session_state
+    if SESSION_KEY not in ss:
+        ss[SESSION_KEY] = SessionPersist(new_run_id())
+    return ss[SESSION_KEY]
+
+
+def _signature(run: Run) -> tuple:
+    """Changes whenever the run would save differently: another run, training, or live settings.
+
+    A weakref rather than id(): a replaced run's id may be reused by a later run.
+    """
+    tr = run.trainer
+    return (weakref.ref(run), tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
+
+
+def _flash(kind: str, message: str) -> None:
+    # Same slot and format as state.flash (state imports this module, so not imported from there).
+    st.session_state.flash = (kind, message)
+
+
+def _sync_url(sp: SessionPersist) -> None:
+    if sp.linked and st.query_params.get(QUERY_KEY) != sp.run_id:
+        st.query_params[QUERY_KEY] = sp.run_id
+
+
+def _adopt_text(run: Run) -> None:
+    """A run on custom text brings its text along, so Reset with unchanged settings works."""
+    if run.config.corpus == "custom":
+        st.session_state.custom_text = run_text(run)
+        st.session_state.custom_label = run.corpus_label
+
+
+# ---------------------------------------------------------------- hooks called by playground.state
+def restore_from_url() -> Run | None:
+    """At session start: the run named by ``?run=<id>``, or None (with a message saying why).
+
+    A missing, malformed, unknown or unreadable run never raises: the caller starts a fresh run
+    under a new id, and the stored file (if any) is left as it is.
+    """
+    requested = st.query_params.get(QUERY_KEY)
+    if not requested:
+        _session()
+        return None
+    fresh = "started a new one"
+    store = get_store()
+    if store is None:
+        _flash("warning", f"Saved runs are not available on this server, so the run in your link could not "
+                          f"be opened; {fresh}.")
+    elif not is_valid_run_id(requested):
+        _flash("warning", f"No saved run with that link; {fresh}.")
+    else:
+        wait_for_saves(requested, RESTORE_WAIT_SECONDS)   # a reload right after Pause gets that save
+        try:
+            payload = store.load(requested)
+            if payload is None:
+                _flash("warning", f"No saved run with that link (runs unused for a week are deleted); {fresh}.")
+            else:
+                run = Run.from_bytes(payload)
+                st.session_state[SESSION_KEY] = SessionPersist(requested, linked=True,
+                                                               saved_signature=_signature(run))
+                _adopt_text(run)
+                _flash("success", f"Welcome back: your run on {run.corpus_label} continues at iteration "
+                                  f"{run.iteration:,}.")
+                return run
+        except Exception as exc:   # a corrupt, foreign or unreadable file must not stop the app
+            log.warning("restoring run %s failed: %s", requested[:6], exc)
+            _flash("warning", f"The saved run in your link could not be read ({exc}); {fresh}. "
+                              "The saved file was left untouched.")
+    st.session_state.pop(SESSION_KEY, None)
+    _session()     # a new id, not the requested one: never overwrite a file we could not read
+    st.query_params.pop(QUERY_KEY, None)
+    return None
+
+
+def after_init() -> None:
+    """Every script run: save a paused run that changed, keep ?run= in the URL, prune, warn once."""
+    ss = st.session_state
+    sp = _session()
+    run = ss.run
+    if sp.saved_signature is None:
+        sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
+    elif not ss.get("running") and _signature(run) != sp.saved_signature:
+        save_now()
+    _sync_url(sp)
+    store = get_store()
+    if store is not None and sp.linked:
+        _maybe_prune(store, keep=sp.run_id)
+    if sp.status.error and not sp.warned and not ss.get("flash"):
+        sp.warned = True
+        _flash("warning", "Your run could not be saved on the server, so a reload or a server restart would "
+                          f"lose it ({sp.status.error}). Download a checkpoint on Save & load to keep it.")
+
+
+def save_now() -> None:
+    """Queue a save of the current run (pause, reset, checkpoint load). Never raises."""
+    sp = _session()
+    run = st.session_state.run
+    sp.saved_signature = _signature(run)
+    sp.throttle.mark_saved()
+    store = get_store()
+    if store is None:
+        sp.status.failed(f"the data directory {_data_dir()} cannot be used")
+        return
+    try:
+        _WORKER.submit(_Job(store, sp.run_id, snapshot(run), sp.status))
+    except Exception as exc:   # e.g. no thread could be started
+        sp.status.failed(f"{type(exc).__name__}: {exc}")
+        return
+    # The URL is updated by the script run that follows (after_init) or by the autosave in the
+    # tick: writing st.query_params from a widget callback disturbs the rerun that follows it.
+    sp.linked = True
+
+
+def autosave_if_due() -> None:
+    """From the training tick: save when AUTOSAVE_SECONDS have passed since the last save."""
+    sp = _session()
+    if sp.throttle.due():
+        save_now()
+        _sync_url(sp)
+
+
+def adopt_run(run: Run) -> None:
+    """Make ``run`` the session's run (a loaded checkpoint): paused, its settings in the widgets,
+    its text as the custom text when it is not a built-in corpus, and saved."""
+    from playground import state   # state imports this module at import time
+
+    ss = st.session_state
+    ss.run = run
+    ss.running = False
+    state.load_config_into_widgets(run.config)
+    _adopt_text(run)
+    save_now()
+
+
+# ---------------------------------------------------------------- for the Save & load page
+def run_id() -> str:
+    return _session().run_id
+
+
+def is_linked() -> bool:
+    return _session().linked
+
+
+def status() -> SaveStatus:
+    return _session().status
+
+
+def run_link(page_url: str | None) -> str | None:
+    """Absolute link to this run: the app's address plus ?run=<id> (None before the first save)."""
+    sp = _session()
+    if not sp.linked:
+        return None
+    base = (page_url or "").split("?")[0].rstrip("/")
+    for suffix in ("/files",):   # the Save & load page's own path: the link opens the app's start page
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return f"{base}/?{QUERY_KEY}={sp.run_id}"

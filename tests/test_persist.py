@@ -1,0 +1,265 @@
+"""Nothing lost: runs saved under the URL's run id and restored by a later session (AppTest with a
+temporary data dir), the background saver, and every way a restore or a save can fail."""
+import io
+import os
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from playground import persist
+from playground.run import Run, RunConfig
+from playground.store import RunStore, SaveThrottle, new_run_id
+from rnn_core import PARAM_NAMES
+
+DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
+POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
+
+
+def small_run(iterations=0, text=POEM) -> Run:
+    run = Run(RunConfig(corpus="custom", hidden_size=16, seq_length=10), text, "poems")
+    if iterations:
+        run.step(iterations)
+    return run
+
+
+def hello_run(iterations=0) -> Run:
+    run = Run.from_builtin(RunConfig(corpus="hello", hidden_size=8, seq_length=5))
+    if iterations:
+        run.step(iterations)
+    return run
+
+
+def same_weights(a: Run, b: Run) -> bool:
+    return all(np.array_equal(a.trainer.model.params[k], b.trainer.model.params[k]) for k in PARAM_NAMES)
+
+
+@pytest.fixture
+def data_dir(monkeypatch, tmp_path):
+    """A temporary store for the app (never the user's cache), and AppTest running dashboard.py on
+    every run as the real server does (see test_app_data_files.isolated_app)."""
+    directory = tmp_path / "runs"
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    yield directory
+    persist.wait_for_saves()
+
+
+def session(run_id=None) -> AppTest:
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    if run_id is not None:
+        at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception
+    return at
+
+
+def with_run(at: AppTest, run: Run) -> AppTest:
+    """Give the session ``run`` and let one script run see it (a paused, changed run gets saved)."""
+    at.session_state.run = run
+    at.run()
+    persist.wait_for_saves()
+    return at
+
+
+def saved_files(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def messages(at: AppTest) -> list[str]:
+    """Warnings and errors, without the Train page's own "press Reset to apply" notice."""
+    return [e.value for e in (*at.warning, *at.error) if "to apply" not in e.value]
+
+
+# ---------------------------------------------------------------- snapshot and background saver
+def test_a_snapshot_is_unaffected_by_later_training():
+    run = small_run(iterations=3)
+    before = run.to_bytes()
+    snap = persist.snapshot(run)
+    run.step(4)
+    assert snap.to_bytes() == before and snap.iteration == 3 and run.iteration == 7
+
+
+def test_the_worker_writes_the_newest_queued_snapshot(tmp_path):
+    store = RunStore(tmp_path)
+    status = persist.SaveStatus()
+    run_id = new_run_id()
+    run = small_run(iterations=2)
+    persist._WORKER.submit(persist._Job(store, run_id, persist.snapshot(run), status))
+    run.step(3)
+    persist._WORKER.submit(persist._Job(store, run_id, persist.snapshot(run), status))
+    assert persist.wait_for_saves(run_id)
+    restored = Run.from_bytes(store.load(run_id))
+    assert restored.iteration == 5 and same_weights(restored, run)
+    assert status.error is None and status.saved_iteration == 5
+
+
+class FullDisk:
+    data_dir = pathlib.Path("/nonexistent")
+
+    def save(self, run_id, payload):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_write_is_reported_in_the_status_not_raised():
+    status = persist.SaveStatus()
+    run_id = new_run_id()
+    persist._WORKER.submit(persist._Job(FullDisk(), run_id, persist.snapshot(small_run()), status))
+    assert persist.wait_for_saves(run_id)
+    assert "No space left on device" in status.error and status.saved_at is None
+
+
+# ---------------------------------------------------------------- sessions in AppTest
+def test_a_fresh_session_stores_nothing_and_has_no_link_yet(data_dir):
+    at = session()
+    at.run()
+    persist.wait_for_saves()
+    assert saved_files(data_dir) == [] and "run" not in at.query_params
+    assert not at.session_state.persist.linked
+
+
+def test_step_saves_and_a_new_session_with_the_link_continues_exactly(data_dir):
+    at = with_run(session(), hello_run(iterations=4))
+    at.button(key="btn_step").click().run()
+    persist.wait_for_saves()
+    run_id = at.session_state.persist.run_id
+    assert at.query_params["run"] == run_id and saved_files(data_dir) == [f"{run_id}.npz"]
+
+    again = session(run_id)      # a reload, or the link opened elsewhere
+    restored, original = again.session_state.run, at.session_state.run
+    assert restored.iteration == 5 and same_weights(restored, original)
+    assert "iteration 5" in again.success[0].value and again.query_params["run"] == run_id
+    assert again.session_state.cfg_corpus == "hello" and again.session_state.cfg_hidden_size == 8
+    restored.step(3)
+    original.step(3)
+    assert same_weights(restored, original)
+
+
+def test_pause_and_reset_save_immediately(data_dir):
+    at = with_run(session(), hello_run(iterations=2))
+    at.button(key="btn_start").click().run()     # one training tick runs inside this script run
+    assert at.session_state.running
+    at.button(key="btn_pause").click().run()
+    persist.wait_for_saves()
+    run_id = at.session_state.persist.run_id
+    paused_at = at.session_state.run.iteration
+    assert paused_at > 2 and Run.from_bytes(RunStore(data_dir).load(run_id)).iteration == paused_at
+
+    at.button(key="btn_reset").click().run()
+    persist.wait_for_saves()
+    assert at.session_state.run.iteration == 0
+    assert Run.from_bytes(RunStore(data_dir).load(run_id)).iteration == 0
+
+
+def test_training_autosaves_on_the_first_tick_and_then_when_the_throttle_is_due(data_dir):
+    at = with_run(session(), hello_run())
+    now = [1000.0]
+    at.session_state.persist.throttle = SaveThrottle(30.0, clock=lambda: now[0])
+    at.button(key="btn_start").click().run()
+    persist.wait_for_saves()
+    status = at.session_state.persist.status
+    first = status.saved_iteration
+    assert first is not None and first > 0 and at.query_params["run"] == at.session_state.persist.run_id
+    at.run()                      # another tick, 0 s later by the throttle's clock: no save
+    persist.wait_for_saves()
+    assert status.saved_iteration == first < at.session_state.run.iteration
+    now[0] += 30.0
+    at.run()                      # 30 s later: saved again
+    persist.wait_for_saves()
+    assert status.saved_iteration > first
+
+
+@pytest.mark.parametrize("requested", [new_run_id(), "../../etc/passwd", "x" * 200, "short"])
+def test_an_unknown_or_malformed_link_starts_a_new_run_with_a_message(data_dir, requested):
+    at = session(requested)
+    assert "No saved run with that link" in messages(at)[0]
+    assert at.session_state.persist.run_id != requested and "run" not in at.query_params
+    assert at.session_state.run.iteration == 0
+
+
+@pytest.mark.parametrize("payload", [
+    b"not a checkpoint at all",
+    b"PK\x03\x04 truncated zip",
+    "foreign",
+])
+def test_a_corrupt_or_foreign_saved_run_is_skipped_with_a_message_and_left_on_disk(data_dir, payload):
+    if payload == "foreign":
+        buffer = io.BytesIO()
+        np.savez(buffer, weights=np.ones((3, 3)))
+        payload = buffer.getvalue()
+    run_id = new_run_id()
+    RunStore(data_dir).save(run_id, payload)
+    at = session(run_id)
+    assert "could not be read" in messages(at)[0] and "started a new one" in messages(at)[0]
+    assert at.session_state.persist.run_id != run_id and at.session_state.run.iteration == 0
+    assert RunStore(data_dir).load(run_id) == payload       # nothing overwritten
+
+
+def test_a_truncated_saved_run_is_skipped(data_dir):
+    run_id = new_run_id()
+    RunStore(data_dir).save(run_id, hello_run(iterations=2).to_bytes()[:-100])
+    at = session(run_id)
+    assert "could not be read" in messages(at)[0] and at.session_state.run.iteration == 0
+
+
+def test_a_restored_custom_text_run_brings_its_text_so_reset_works(data_dir):
+    saved = small_run(iterations=3)
+    run_id = new_run_id()
+    RunStore(data_dir).save(run_id, saved.to_bytes())
+    at = session(run_id)
+    assert at.session_state.run.iteration == 3
+    assert at.session_state.custom_text == POEM and at.session_state.custom_label == "poems"
+    assert at.session_state.cfg_corpus == "custom"
+
+
+def test_an_unusable_data_dir_warns_once_and_the_app_keeps_working(monkeypatch, data_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(blocker / "runs"))
+    at = session()
+    at.session_state.run = hello_run()
+    at.button(key="btn_step").click().run()      # the first save of this run fails
+    assert not at.exception and at.session_state.run.iteration == 1
+    warnings = messages(at)
+    assert len(warnings) == 1 and "could not be saved" in warnings[0] and "Download a checkpoint" in warnings[0]
+    at.button(key="btn_step").click().run()      # fails again, silently: warned once
+    assert not at.exception and messages(at) == [] and at.session_state.run.iteration == 2
+    assert "cannot be used" in at.session_state.persist.status.error
+
+
+def test_a_link_to_an_unusable_data_dir_starts_fresh_with_a_message(monkeypatch, data_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(blocker / "runs"))
+    at = session(new_run_id())
+    assert "not available on this server" in messages(at)[0] and at.session_state.run.iteration == 0
+
+
+def test_old_runs_are_pruned_once_but_never_the_sessions_own(data_dir):
+    store = RunStore(data_dir)
+    old_id, mine_id = new_run_id(), new_run_id()
+    long_ago = time.time() - 30 * 86400
+    for run_id in (old_id, mine_id):
+        path = store.save(run_id, hello_run().to_bytes())
+        os.utime(path, (long_ago, long_ago))
+    at = session(mine_id)       # restoring an old run: it is the session's own
+    at.button(key="btn_step").click().run()
+    persist.wait_for_saves()
+    assert saved_files(data_dir) == [f"{mine_id}.npz"]
+
+
+def test_under_pytest_without_a_data_dir_runs_never_go_to_the_user_cache(monkeypatch):
+    monkeypatch.delenv("RNN_PLAYGROUND_DATA_DIR", raising=False)
+    directory = persist._data_dir()
+    assert directory.is_relative_to(pathlib.Path(tempfile.gettempdir()))
+    assert not directory.is_relative_to(pathlib.Path.home() / ".cache")
