@@ -11,6 +11,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
+from playground import persist
 from playground.run import PRESETS, Run, RunConfig
 
 TICK_SECONDS = 0.3     # fragment interval while training
@@ -32,12 +33,14 @@ def init_session() -> None:
     for key, value in UI_DEFAULTS.items():
         ss.setdefault(key, value)
     if "run" not in ss:
-        ss.run = Run.from_builtin(PRESETS["classic"])
+        # A ?run=<id> link continues that saved run; otherwise a fresh one.
+        ss.run = persist.restore_from_url() or Run.from_builtin(PRESETS["classic"])
     for f in fields(RunConfig):
         key = f"cfg_{f.name}"
         # Re-assigning keeps a widget's value alive while its page is not shown (Streamlit drops
         # the state of widgets that were not drawn in the last run).
         ss[key] = ss[key] if key in ss else getattr(ss.run.config, f.name)
+    persist.after_init()   # saves a paused run that changed, keeps ?run= in the URL
 
 
 def get_run() -> Run:
@@ -74,6 +77,7 @@ def start() -> None:
 
 def pause() -> None:
     st.session_state.running = False
+    persist.save_now()
 
 
 def step_once() -> None:
@@ -108,6 +112,7 @@ def new_run_from_widgets() -> None:
         return
     ss.run = run
     ss.running = False
+    persist.save_now()
     flash("success", f"New run: {run.corpus_label}, hidden size {config.hidden_size}, "
                      f"sequence length {config.seq_length}, batch size {config.batch_size}.")
 
@@ -152,6 +157,7 @@ def _tick() -> None:
     if not ss.running:
         return
     report = get_run().tick(TRAIN_SECONDS)
+    persist.autosave_if_due()
     if report.alert:
         ss.running = False
         flash("error", report.alert)
