@@ -62,14 +62,14 @@ def on_upload() -> None:
     try:
         take(uploads.accept_file(uploaded.getvalue(), uploaded.name, **draft_settings()))
     except ValueError as exc:
-        ss.data_error = ("upload", f"The file {escape_text(uploaded.name[:80])} was not used. {exc}")
+        ss.data_error = ("upload", f"The file {escape_text(uploaded.name[:80])} was not used. {uploads.sentence(exc)}")
 
 
 def on_paste() -> None:
     try:
         take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
     except ValueError as exc:
-        ss.data_error = ("paste", f"The pasted text was not used. {exc}")
+        ss.data_error = ("paste", f"The pasted text was not used. {uploads.sentence(exc)}")
 
 
 def choose_builtin(key: str) -> None:
@@ -101,15 +101,14 @@ def char_strip(chars: str, limit: int = 120) -> str:
     return shown + (f" … (+{len(chars) - limit})" if len(chars) > limit else "")
 
 
-def show_metrics(length: int, vocab_size: int, bits: float, extra: tuple[str, str] | None = None) -> None:
-    cols = st.columns(4 if extra else 3)
+def show_metrics(length: int, vocab_size: int, bits: float, val_chars: int) -> None:
+    cols = st.columns(4)
     cols[0].metric("Characters", f"{length:,}")
     cols[1].metric("Vocabulary", f"{vocab_size}", help="Distinct characters: the width V of the input and output layers")
     cols[2].metric("Unigram entropy", f"{bits:.2f} bits/char",
                    help="The loss of a model that only knows character frequencies. "
                         "A trained RNN should get well below it by using context.")
-    if extra:
-        cols[3].metric(*extra)
+    cols[3].metric("Validation part", f"{val_chars:,}", help="The last part of the text, never trained on")
 
 
 # ---------------------------------------------------------------- page
@@ -132,7 +131,7 @@ if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom
 st.subheader("The current run's text")
 facts = uploads.run_corpus_facts(run)
 show_metrics(facts["train_chars"] + facts["val_chars"], facts["vocab_size"], facts["unigram_bits_per_char"],
-             ("Validation part", f"{facts['val_chars']:,}"))
+             facts["val_chars"])
 st.caption(f"**{escape_text(run.corpus_label)}** · the model trains on the first {facts['train_chars']:,} characters. "
            f"Vocabulary: {char_strip(facts['chars'])}")
 with st.expander("Preview of the training text"):
@@ -152,7 +151,8 @@ with builtin_tab:
                           key=f"data_use_{key}", on_click=choose_builtin, args=(key,), disabled=chosen,
                           width="stretch")
             summary = builtin_summary(key)
-            show_metrics(summary["length"], summary["vocab_size"], summary["unigram_bits_per_char"])
+            head.caption(f"{summary['length']:,} characters · {summary['vocab_size']} distinct · unigram entropy "
+                         f"{summary['unigram_bits_per_char']:.2f} bits/char")
             with st.expander("Preview"):
                 st.code(summary["preview"], language=None, wrap_lines=True)
 
@@ -172,7 +172,8 @@ if ss.custom_text:
     summary = custom_summary()
     with st.container(border=True):
         st.markdown(f"**Your text: {corpus_name('custom')}**")
-        show_metrics(summary["length"], summary["vocab_size"], summary["unigram_bits_per_char"])
+        st.caption(f"{summary['length']:,} characters · {summary['vocab_size']} distinct · unigram entropy "
+                   f"{summary['unigram_bits_per_char']:.2f} bits/char")
         with st.expander("Preview"):
             st.code(summary["preview"], language=None, wrap_lines=True)
         if next_corpus != "custom":

@@ -32,15 +32,17 @@ def on_checkpoint_upload() -> None:
     try:
         loaded = uploads.run_from_checkpoint(uploaded.getvalue())
     except ValueError as exc:
-        ss.files_message = ("error", f"The file {escape_text(uploaded.name[:80])} was not loaded, and the current "
-                                     f"run is unchanged. {exc}", weakref.ref(state.get_run()))
+        current = state.get_run()
+        ss.files_message = ("error", f"The file {escape_text(uploaded.name[:80])} was not loaded; the current run "
+                                     f"is unchanged. {uploads.sentence(exc)}", weakref.ref(current),
+                            current.iteration)
         return
     persist.adopt_run(loaded)
     ss.files_prepared = None
+    replaced = f" It replaced the previous run ({before:,} iterations)." if before else ""
     ss.files_message = ("success", f"Loaded {escape_text(uploaded.name[:80])}: {escape_text(loaded.corpus_label)}, "
                                    f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
-                                   f"stopped. (The previous run's {before:,} iterations were replaced.)",
-                        weakref.ref(loaded))
+                                   f"stopped.{replaced}", weakref.ref(loaded), loaded.iteration)
 
 
 def age(seconds: float) -> str:
@@ -61,6 +63,8 @@ st.subheader("Your run's link")
 with st.container(border=True):
     link = persist.run_link(st.context.url)
     store = persist.get_store()
+    # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
+    persist.wait_for_saves(persist.run_id(), timeout=3.0)
     status = persist.status()
     if link:
         st.code(link, language=None)
@@ -124,7 +128,7 @@ with st.container(border=True):
     st.caption(f"Loading replaces the current run ({run.iteration:,} iterations on "
                f"{escape_text(run.corpus_label)}); download it first to keep it.")
     message = ss.get("files_message")
-    if message and message[2]() is run:     # about this run: gone once it is reset or replaced
-        kind, text, _ = message
+    if message and message[2]() is run and message[3] == run.iteration:   # gone once the run moves on
+        kind, text = message[:2]
         (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
                                                         else ":material/error:")

@@ -84,9 +84,10 @@ class SaveStatus:
         self.saved_iteration: int | None = None
         self.saved_at: float | None = None     # time.time() of the last successful save
 
-    def succeeded(self, iteration: int) -> None:
+    def succeeded(self, iteration: int, at: float | None = None) -> None:
         with self._lock:
-            self.error, self.saved_iteration, self.saved_at = None, iteration, time.time()
+            self.error, self.saved_iteration = None, iteration
+            self.saved_at = time.time() if at is None else at
 
     def failed(self, message: str) -> None:
         with self._lock:
@@ -261,8 +262,9 @@ def restore_from_url() -> Run | None:
                 _flash("warning", f"No saved run with that link (runs unused for a week are deleted); {fresh}.")
             else:
                 run = Run.from_bytes(payload)
-                st.session_state[SESSION_KEY] = SessionPersist(requested, linked=True,
-                                                               saved_signature=_signature(run))
+                sp = SessionPersist(requested, linked=True, saved_signature=_signature(run))
+                sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime)
+                st.session_state[SESSION_KEY] = sp
                 _adopt_text(run)
                 _flash("success", f"Welcome back: your run on {run.corpus_label} continues at iteration "
                                   f"{run.iteration:,}.")

@@ -30,6 +30,13 @@ class AcceptedText:
     summary: dict     # corpus_summary(text): length, vocab_size, chars, preview, unigram_bits_per_char
 
 
+def sentence(exc: Exception) -> str:
+    """An error message as a sentence: first letter upper-case, ending with a full stop."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def safe_label(name: str, fallback: str = "your text") -> str:
     """A short display label from a file name: the stem, only letters, digits, space and ._-.
 

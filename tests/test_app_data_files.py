@@ -187,7 +187,9 @@ def test_data_page_describes_the_current_run_and_the_built_in_texts():
     assert metrics["Vocabulary"] == str(run.vocab.size)
     assert metrics["Unigram entropy"] == f"{facts['unigram_bits_per_char']:.2f} bits/char"
     assert metrics["Validation part"] == f"{facts['val_chars']:,}"
-    assert len(at.metric) == 4 + 3 * 3     # the run's 4 facts, then 3 per built-in text
+    assert len(at.metric) == 4
+    captions = " ".join(c.value for c in at.caption)
+    assert "30,000 characters · 5 distinct · unigram entropy 2.25 bits/char" in captions   # hello
     assert {b.key for b in at.button} >= {"data_use_hello", "data_use_shakespeare", "data_use_python"}
     assert not at.error
 
@@ -303,5 +305,5 @@ def test_a_bad_checkpoint_shows_an_error_and_keeps_the_run(name):
     at.file_uploader(key="files_upload").upload(f"{name}.npz", BAD_CHECKPOINTS[name]()).run()
     assert not at.exception
     errors = texts(at.error)
-    assert len(errors) == 1 and "was not loaded" in errors[0] and "checkpoint" in errors[0]
+    assert len(errors) == 1 and "was not loaded" in errors[0] and "Not a valid checkpoint" in errors[0]
     assert at.session_state.run is run and run.iteration == 5

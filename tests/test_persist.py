@@ -140,6 +140,9 @@ def test_step_saves_and_a_new_session_with_the_link_continues_exactly(data_dir):
     assert restored.iteration == 5 and same_weights(restored, original)
     assert "iteration 5" in again.success[0].value and again.query_params["run"] == run_id
     assert again.session_state.cfg_corpus == "hello" and again.session_state.cfg_hidden_size == 8
+    again.switch_page("pages/files.py").run()
+    assert not again.exception and any(run_id in c.value for c in again.code)
+    assert any("Last saved at iteration 5" in c.value for c in again.caption)
     restored.step(3)
     original.step(3)
     assert same_weights(restored, original)
