@@ -1,13 +1,10 @@
 """RNN Playground: train a vanilla character-level RNN in the browser and watch it learn.
 
-Run with `streamlit run dashboard.py`. This entry sets the page up, creates the session's state,
-draws the shared sidebar and hands over to the chosen page.
+Run with `streamlit run dashboard.py`. This entry sets the page up and hands over to the chosen page.
 """
 import streamlit as st
 
-from playground import state
-
-st.set_page_config(page_title="RNN Playground", page_icon=":material/neurology:", layout="wide")
+import playground  # noqa: F401  (first: caps BLAS threads before NumPy loads)
 
 PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
@@ -18,8 +15,5 @@ PAGES = [
     st.Page("pages/files.py", title="Save & load", icon=":material/save:"),
 ]
 
-page = st.navigation(PAGES)
-state.init_session()
-state.sidebar()
-state.show_flash()
-page.run()
+# Each page starts with state.page_setup() (session state, sidebar), so it also runs on its own.
+st.navigation(PAGES).run()

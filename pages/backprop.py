@@ -6,6 +6,7 @@ from playground import figures, state
 from playground.textviews import visible_chars
 
 ss = st.session_state
+state.page_setup()
 run = state.get_run()
 
 st.title("Backprop through time")

@@ -14,6 +14,7 @@ from rnn_core.corpora import BUILTIN_CORPORA, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
 
 ss = st.session_state
+state.page_setup()
 run = state.get_run()
 
 

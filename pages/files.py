@@ -8,6 +8,7 @@ from playground import persist, state, uploads
 from playground.textviews import escape_text
 
 ss = st.session_state
+state.page_setup()
 run = state.get_run()
 
 

@@ -15,6 +15,7 @@ FINDER_ROWS = 15
 EXCERPT_CHARS = 400
 
 ss = st.session_state
+state.page_setup()
 run = state.get_run()
 model, vocab = run.trainer.model, run.vocab
 H = model.hidden_size

@@ -10,6 +10,7 @@ MAX_PRIME_CHARS = 2000
 MAX_SAMPLES = 5
 
 ss = st.session_state
+state.page_setup()
 run = state.get_run()
 model, vocab = run.trainer.model, run.vocab
 

@@ -1,4 +1,6 @@
 """Train: the settings, and the run learning live (metrics, loss chart, hidden states, samples)."""
+import math
+
 import streamlit as st
 
 from playground import figures, state
@@ -6,6 +8,7 @@ from playground.run import BUILTIN_LABELS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 
+state.page_setup()
 run = state.get_run()
 ss = st.session_state
 
@@ -29,29 +32,33 @@ with settings:
     corpus_options = list(BUILTIN_CORPORA) + (["custom"] if ss.custom_text else [])
     if ss.cfg_corpus not in corpus_options:
         ss.cfg_corpus = corpus_options[0]
-    st.selectbox("Corpus", corpus_options, key="cfg_corpus",
-                 format_func=lambda k: (ss.custom_label or "your text") if k == "custom" else BUILTIN_LABELS[k],
+    st.selectbox("Corpus", corpus_options, key="cfg_corpus", persist_state="session",
+                 format_func=lambda k, custom=(ss.custom_label or "your text"): custom if k == "custom" else BUILTIN_LABELS[k],
                  help="Upload or paste your own text on the Data page.")
-    st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size",
+    st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size", persist_state="session",
                      help="Number of hidden units H (the size of h_t).")
-    st.slider("Sequence length", 1, 200, key="cfg_seq_length",
+    st.slider("Sequence length", 1, 200, key="cfg_seq_length", persist_state="session",
               help="Characters per window T: how far back in time each update backpropagates.")
-    st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size",
+    st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size", persist_state="session",
                      help="Parallel streams over equal parts of the text; loss and gradients are batch means.")
-    st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed",
+    st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed", persist_state="session",
                     help="Seeds the initial weights: the same seed gives the same starting model.")
     st.divider()
     st.caption("These apply immediately, even while training:")
+    if not isinstance(ss.cfg_learning_rate, (int, float)) or not math.isfinite(ss.cfg_learning_rate):
+        st.error(f"The learning rate {ss.cfg_learning_rate!r} is not a finite number; "
+                 f"kept the run's {run.trainer.learning_rate:g}.")
+        ss.cfg_learning_rate = run.trainer.learning_rate
     if ss.cfg_learning_rate not in LR_OPTIONS:
         LR_OPTIONS = sorted(set(LR_OPTIONS) | {ss.cfg_learning_rate})
-    st.select_slider("Learning rate", LR_OPTIONS, key="cfg_learning_rate", format_func=lambda v: f"{v:g}",
+    st.select_slider("Learning rate", LR_OPTIONS, key="cfg_learning_rate", persist_state="session", format_func=lambda v: f"{v:g}",
                      on_change=state.apply_live_settings, help="Step size (log scale).")
-    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", on_change=state.apply_live_settings,
+    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", persist_state="session", on_change=state.apply_live_settings,
                  help="Adagrad is min-char-rnn's choice. Switching starts the new optimizer's memory afresh.")
-    st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip",
+    st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip", persist_state="session",
                      on_change=state.apply_live_settings,
                      help="Every gradient entry is clipped to [−clip, clip] before the update.")
-    st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every",
+    st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every", persist_state="session",
                     on_change=state.apply_live_settings)
 
     changes = state.config_from_widgets().reset_changes(run.config)

@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import threading
 import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import streamlit as st
 
 from playground.run import Run
-from playground.store import (ENV_DATA_DIR, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
+from playground.store import (RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
                               new_run_id)
 from playground.uploads import run_text
 
@@ -55,17 +52,9 @@ def _store_at(path: str) -> RunStore:
     return RunStore(path)
 
 
-def _data_dir() -> Path:
-    """default_data_dir(), except under pytest without RNN_PLAYGROUND_DATA_DIR: a per-process temp
-    dir, so a test that forgot to set it never fills the user's cache with test runs."""
-    if not os.environ.get(ENV_DATA_DIR, "").strip() and "PYTEST_CURRENT_TEST" in os.environ:
-        return Path(tempfile.gettempdir()) / f"rnn-playground-test-runs-{os.getpid()}"
-    return default_data_dir()
-
-
 def get_store() -> RunStore | None:
     """The RunStore in the data dir ($RNN_PLAYGROUND_DATA_DIR if set), or None if it is unusable."""
-    path = str(_data_dir())
+    path = str(default_data_dir())
     try:
         return _store_at(path)
     except (OSError, ValueError) as exc:
@@ -306,7 +295,7 @@ def save_now() -> None:
     sp.throttle.mark_saved()
     store = get_store()
     if store is None:
-        sp.status.failed(f"the data directory {_data_dir()} cannot be used")
+        sp.status.failed(f"the data directory {default_data_dir()} cannot be used")
         return
     try:
         _WORKER.submit(_Job(store, sp.run_id, snapshot(run), sp.status))

@@ -236,7 +236,8 @@ class Run:
     def from_bytes(cls, data: bytes) -> "Run":
         """Any rnn_core checkpoint: the app's own saves or one written by the command line."""
         trainer, vocab = load_checkpoint_bytes(data)
-        app = trainer.metadata.get("app", {}) if isinstance(trainer.metadata, dict) else {}
+        app = trainer.metadata.get("app") if isinstance(trainer.metadata, dict) else None
+        app = app if isinstance(app, dict) else {}   # a foreign or hand-edited file: ignore, don't crash
         tr_settings = dict(hidden_size=trainer.model.hidden_size, seq_length=trainer.seq_length,
                            learning_rate=trainer.learning_rate, batch_size=trainer.batch_size,
                            optimizer=trainer.optimizer_name, clip=trainer.clip)
@@ -250,7 +251,8 @@ class Run:
         label = app.get("corpus_label")
         run.corpus_label = label if isinstance(label, str) else "checkpoint"
         run._init_runtime()
-        for item in app.get("samples", [])[-MAX_SAMPLES_KEPT:]:
+        samples = app.get("samples")
+        for item in (samples if isinstance(samples, list) else [])[-MAX_SAMPLES_KEPT:]:
             if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
                     and isinstance(item[1], str)):
                 run.samples.append((item[0], item[1]))

@@ -36,11 +36,28 @@ def init_session() -> None:
         # A ?run=<id> link continues that saved run; otherwise a fresh one.
         ss.run = persist.restore_from_url() or Run.from_builtin(PRESETS["classic"])
     for f in fields(RunConfig):
-        key = f"cfg_{f.name}"
-        # Re-assigning keeps a widget's value alive while its page is not shown (Streamlit drops
-        # the state of widgets that were not drawn in the last run).
-        ss[key] = ss[key] if key in ss else getattr(ss.run.config, f.name)
+        # The Train page's widgets keep these with persist_state="session", so a value survives
+        # while that page is not shown; a key is only missing in a brand-new session.
+        ss.setdefault(f"cfg_{f.name}", getattr(ss.run.config, f.name))
     persist.after_init()   # saves a paused run that changed, keeps ?run= in the URL
+
+
+def page_setup() -> None:
+    """First call of every page script: session state, the shared sidebar, pending messages.
+
+    Pages set themselves up (rather than dashboard.py) so that each page also works when Streamlit
+    runs it on its own: AppTest's switch_page, and a server's first request on a deep link, which
+    Streamlit routes the old pages-folder way before st.navigation has run once.
+    """
+    st.set_page_config(page_title="RNN Playground", page_icon=":material/neurology:", layout="wide")
+    init_session()
+    sidebar()
+    show_flash()
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` shown as itself inside Markdown (a corpus label may come from a file name)."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>$~:" else c for c in text)
 
 
 def get_run() -> Run:
@@ -131,7 +148,7 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("### Current run")
         c = run.config
-        st.caption(f"**{run.corpus_label}** · {run.vocab.size} characters in vocabulary · "
+        st.caption(f"**{markdown_literal(run.corpus_label)}** · {run.vocab.size} characters in vocabulary · "
                    f"{len(run.trainer.data):,} training characters")
         st.caption(f"hidden {c.hidden_size} · seq {c.seq_length} · batch {c.batch_size} · "
                    f"{run.trainer.optimizer_name} lr {run.trainer.learning_rate:g} · clip {run.trainer.clip:g}")

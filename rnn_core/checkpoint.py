@@ -17,7 +17,6 @@ import numpy as np
 from .history import BoundedHistory
 from .limits import MAX_CORPUS_CHARS
 from .model import PARAM_NAMES, VanillaRNN
-from .optim import make_optimizer
 from .trainer import HISTORY_COLUMNS, VAL_COLUMNS, Trainer
 from .vocab import Vocab
 

@@ -4,6 +4,12 @@ independent per-timestep reference of the RNN math, and exact snapshots of a tra
 import numpy as np
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory, monkeypatch):
+    """Saved runs of app tests go to a temporary directory, never the user's cache."""
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path_factory.mktemp("runs")))
+
 from rnn_core import PARAM_NAMES, Trainer, VanillaRNN, Vocab
 
 HELLO_TEXT = "hello\n" * 50

@@ -3,7 +3,6 @@ temporary data dir), the background saver, and every way a restore or a save can
 import io
 import os
 import pathlib
-import tempfile
 import time
 
 import numpy as np
@@ -259,10 +258,3 @@ def test_old_runs_are_pruned_once_but_never_the_sessions_own(data_dir):
     at.button(key="btn_step").click().run()
     persist.wait_for_saves()
     assert saved_files(data_dir) == [f"{mine_id}.npz"]
-
-
-def test_under_pytest_without_a_data_dir_runs_never_go_to_the_user_cache(monkeypatch):
-    monkeypatch.delenv("RNN_PLAYGROUND_DATA_DIR", raising=False)
-    directory = persist._data_dir()
-    assert directory.is_relative_to(pathlib.Path(tempfile.gettempdir()))
-    assert not directory.is_relative_to(pathlib.Path.home() / ".cache")
