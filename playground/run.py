@@ -74,7 +74,7 @@ class RunConfig:
 # time by reading 32 streams per step (see bench/time_to_quality.py).
 PRESETS = {
     "classic": RunConfig(),
-    "fast": RunConfig(batch_size=32, optimizer="adam", learning_rate=0.005),
+    "fast": RunConfig(batch_size=16, optimizer="adam", learning_rate=0.005),
 }
 
 
