@@ -28,7 +28,7 @@ with settings:
     p1.button("Classic", on_click=state.apply_preset, args=("classic",), width="stretch",
               help="min-char-rnn: batch 1, Adagrad, learning rate 0.1")
     p2.button("Fast", on_click=state.apply_preset, args=("fast",), width="stretch",
-              help="32 parallel streams with Adam: reaches the classic loss several times sooner")
+              help="16 parallel streams with Adam (lr 0.005): reaches the classic setting’s 60-second loss in a few seconds")
     corpus_options = list(BUILTIN_CORPORA) + (["custom"] if ss.custom_text else [])
     if ss.cfg_corpus not in corpus_options:
         ss.cfg_corpus = corpus_options[0]
@@ -70,7 +70,7 @@ with settings:
 UNIT_KEYS = list(figures.UNITS)
 
 
-@st.fragment(run_every=state.TICK_SECONDS if ss.running else None)
+@st.fragment(run_every=state.live_interval())
 def live_panel() -> None:
     run = state.get_run()
     tr = run.trainer

@@ -15,7 +15,15 @@ from playground import persist
 from playground.run import PRESETS, Run, RunConfig
 
 TICK_SECONDS = 0.3     # fragment interval while training
-TRAIN_SECONDS = 0.25   # training time inside each tick; the rest is left for drawing
+TRAIN_SECONDS = 0.27   # training time inside each tick; the rest is left for drawing
+# Charts refresh less often than training ticks: building plotly figures costs ~50 ms, and at the
+# tick rate it would eat a third of the training time (bench/dashboard_overhead.py).
+LIVE_REFRESH_SECONDS = 1.0
+
+
+def live_interval() -> float | None:
+    """run_every for a page's live views: refresh while training, stay still while paused."""
+    return LIVE_REFRESH_SECONDS if st.session_state.get("running") else None
 
 CONFIG_KEYS = tuple(f"cfg_{f.name}" for f in fields(RunConfig))
 UI_DEFAULTS = {
