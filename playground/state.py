@@ -15,7 +15,7 @@ from playground import persist
 from playground.run import PRESETS, Run, RunConfig
 
 TICK_SECONDS = 0.3     # fragment interval while training
-TRAIN_SECONDS = 0.27   # training time inside each tick; the rest is left for drawing
+TRAIN_SECONDS = 0.29   # training time inside each tick; drawing the status follows it
 # Charts refresh less often than training ticks: building plotly figures costs ~50 ms, and at the
 # tick rate it would eat a third of the training time (bench/dashboard_overhead.py).
 LIVE_REFRESH_SECONDS = 1.0
