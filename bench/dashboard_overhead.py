@@ -75,7 +75,8 @@ def main(argv=None) -> None:
         run_id = new_run_id()
         RunStore(Path(data_dir)).save(run_id, long_run.to_bytes())
         from playwright.sync_api import sync_playwright
-        with harness.serve_app(Path(data_dir)) as url, sync_playwright() as pw:
+        with harness.serve_app(Path(data_dir)) as server, sync_playwright() as pw:
+            url = server.url
             browser = harness.launch_chromium(pw)
             _, fresh = harness.open_app(browser, url, width=1400, height=1600)
             _, long_page = harness.open_app(browser, f"{url}/?run={run_id}", width=1400, height=1600)
