@@ -331,7 +331,7 @@ def build_contenders(ids, vocab_size, torch, torch_threads, blas_threads):
                 contenders[f"engine_b32_{np.dtype(dtype).name}_blas{threads}"] = EngineContender(
                     ids, vocab_size, BATCH, dtype, tag, threads)
             except (TypeError, ValueError) as exc:
-                notes.append(f"rnn_core {np.dtype(dtype).name} not supported ({type(exc).__name__}: {exc})")
+                notes.append(f"rnn_core B={BATCH} {np.dtype(dtype).name} unavailable ({type(exc).__name__}: {exc})")
                 break
     return _add_torch(contenders, ids, vocab_size, torch, torch_threads), notes
 
@@ -385,6 +385,9 @@ def main(argv=None) -> int:
     text, source = load_text(args.corpus)
     ids, vocab_size, vocab_source = encode(text)
     print(f"corpus: {source}: {len(ids):,} chars, vocab {vocab_size} ({vocab_source})")
+    needed = BATCH * (SEQ_LENGTH + 1) + 1   # every batch stream must hold one whole window
+    if len(ids) < needed:
+        parser.error(f"--corpus must hold at least {needed} characters, got {len(ids)}")
     print(f"H={HIDDEN} T={SEQ_LENGTH} adagrad lr={LEARNING_RATE} clip={CLIP}; "
           f"{args.rounds} round(s) x {args.seconds:g} s per contender, round-robin\n")
     for fact in machine_facts(torch):
