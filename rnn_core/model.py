@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .limits import MAX_HIDDEN_SIZE, MAX_SAMPLE_LENGTH, MAX_VOCAB_SIZE, check_float, check_int
+from .optim import param_views
 
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
@@ -48,13 +49,33 @@ class VanillaRNN:
         self.vocab_size, self.hidden_size, self.dtype, self.seed = int(vocab_size), int(hidden_size), dtype, seed
         V, H = self.vocab_size, self.hidden_size
         rng = np.random.default_rng(seed)
-        self.params = {
-            "Wxh": (rng.standard_normal((H, V)) * 0.01).astype(dtype),
-            "Whh": (rng.standard_normal((H, H)) * 0.01).astype(dtype),
-            "Why": (rng.standard_normal((V, H)) * 0.01).astype(dtype),
-            "bh": np.zeros(H, dtype=dtype),
-            "by": np.zeros(V, dtype=dtype),
-        }
+        self._pack({
+            "Wxh": rng.standard_normal((H, V)) * 0.01,
+            "Whh": rng.standard_normal((H, H)) * 0.01,
+            "Why": rng.standard_normal((V, H)) * 0.01,
+            "bh": np.zeros(H),
+            "by": np.zeros(V),
+        })
+
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        V, H = self.vocab_size, self.hidden_size
+        return {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H,), "by": (V,)}
+
+    def _pack(self, arrays: dict) -> None:
+        """Hold the parameters as views of one flat vector, so the optimizer, clipping and norms
+        handle all five with one call each instead of five."""
+        self._flat = np.empty(sum(int(np.prod(s)) for s in self.shapes.values()), dtype=self.dtype)
+        self.params = param_views(self._flat, self.shapes)
+        for k, a in arrays.items():
+            self.params[k][...] = a
+
+    def flat_params(self) -> np.ndarray:
+        """The flat vector (N,) behind ``params``. If a caller replaced an entry of ``params`` with
+        a new array (instead of writing into it), the parameters are packed again first."""
+        if any(self.params[k].base is not self._flat for k in PARAM_NAMES):
+            self._pack({k: np.asarray(self.params[k]) for k in PARAM_NAMES})
+        return self._flat
 
     # ------------------------------------------------------------------ input checks
     def _check_ids(self, name: str, ids) -> np.ndarray:
@@ -104,9 +125,9 @@ class VanillaRNN:
         # Gathering columns of Wxh is the one-hot product Wxh @ x_t without the multiply.
         np.add(P["Wxh"].T[x.T], P["bh"], out=hs[1:])
         WhhT = P["Whh"].T
-        for t in range(1, T + 1):
-            a = hs[t]
-            a += hs[t - 1] @ WhhT
+        steps = list(hs)          # views made once: indexing inside the loop costs as much as the math
+        for h_prev, a in zip(steps, steps[1:]):
+            a += h_prev @ WhhT
             np.tanh(a, out=a)
         return hs
 
@@ -116,7 +137,8 @@ class VanillaRNN:
         logits += self.params["by"]
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
+        # Row sums as a product with ones: the same sums, without the overhead of an axis reduction.
+        logits /= (logits @ np.ones(logits.shape[1], dtype=logits.dtype))[:, None]
         return logits
 
     def forward(self, inputs, h0=None) -> ForwardTrace:
@@ -130,9 +152,14 @@ class VanillaRNN:
             return ForwardTrace(np.ascontiguousarray(hs_bt), np.ascontiguousarray(ps_bt), hs[-1].copy())
         return ForwardTrace(hs_bt[0].copy(), ps_bt[0].copy(), hs[-1][0].copy())
 
-    def _loss_and_grads(self, x, y, h0):
+    def _loss_and_grads(self, x, y, h0, out=None, keep_ps=True):
         """Core of BPTT. x, y (B,T); h0 (B,H). Returns loss (mean over B), grads, hs (T+1,B,H),
-        ps (T,B,V), dh (T,B,H) and dh_raw (T,B,H)."""
+        ps (T,B,V), dh (T,B,H) and dh_raw (T,B,H). ``out``: arrays shaped like the params to write
+        the gradients into (the trainer's flat gradient buffer); fresh arrays when None. With
+        ``keep_ps=False`` the probabilities are overwritten by dy (the trainer does not need them).
+        A probability of 0 gives an infinite loss; callers decide whether to silence the warning."""
+        if out is None:
+            out = {k: np.empty(s, dtype=self.dtype) for k, s in self.shapes.items()}
         P = self.params
         B, T = x.shape
         H, V = self.hidden_size, self.vocab_size
@@ -141,33 +168,33 @@ class VanillaRNN:
         hs_out = hs[1:].reshape(N, H)
         ps = self._softmax(hs_out)                      # (N,V), row n = (t, b) time-major
         rows = np.arange(N)
-        y_tm = y.T.reshape(N)
-        picked = ps[rows, y_tm]
-        with np.errstate(divide="ignore"):
-            loss = float(-np.log(picked).sum()) / B
-        dy = ps.copy()
-        dy[rows, y_tm] -= 1.0
-        dy /= B
-        grads = {"Why": dy.T @ hs_out, "by": dy.sum(axis=0)}
+        target_flat = rows * V + y.T.reshape(N)         # index of p_t[target_t] in ps.ravel()
+        loss = float(-np.log(ps.ravel()[target_flat]).sum()) / B
+        dy = ps.copy() if keep_ps else ps
+        dy.ravel()[target_flat] -= 1.0
+        if B > 1:
+            dy /= B
+        ones = np.ones(N, dtype=self.dtype)             # sums over steps as products: faster than .sum(axis=0)
+        np.matmul(dy.T, hs_out, out=out["Why"])
+        np.matmul(ones, dy, out=out["by"])
         dh_out = (dy @ P["Why"]).reshape(T, B, H)        # gradient reaching h_t from the output
         tanh_deriv = 1.0 - hs[1:] * hs[1:]
         dh = np.empty((T, B, H), dtype=self.dtype)
         dh_raw = np.empty((T, B, H), dtype=self.dtype)
         Whh = P["Whh"]
         dh_next = np.zeros((B, H), dtype=self.dtype)
-        for t in range(T - 1, -1, -1):
-            np.add(dh_out[t], dh_next, out=dh[t])
-            np.multiply(tanh_deriv[t], dh[t], out=dh_raw[t])
-            dh_next = dh_raw[t] @ Whh
+        for d_out, d, d_raw, deriv in zip(dh_out[::-1], dh[::-1], dh_raw[::-1], tanh_deriv[::-1]):
+            np.add(d_out, dh_next, out=d)
+            np.multiply(deriv, d, out=d_raw)
+            np.matmul(d_raw, Whh, out=dh_next)
         flat_raw = dh_raw.reshape(N, H)
-        grads["Whh"] = flat_raw.T @ hs[:-1].reshape(N, H)
-        grads["bh"] = flat_raw.sum(axis=0)
+        np.matmul(flat_raw.T, hs[:-1].reshape(N, H), out=out["Whh"])
+        np.matmul(ones, flat_raw, out=out["bh"])
         # dWxh[:, v] sums dh_raw over the steps whose input is v: one-hot product as a matrix product.
         onehot = np.zeros((N, V), dtype=self.dtype)
-        onehot[rows, x.T.reshape(N)] = 1.0
-        grads["Wxh"] = flat_raw.T @ onehot
-        grads = {k: grads[k] for k in PARAM_NAMES}
-        return loss, grads, hs, ps.reshape(T, B, V), dh, dh_raw
+        onehot.ravel()[rows * V + x.T.reshape(N)] = 1.0
+        np.matmul(flat_raw.T, onehot, out=out["Wxh"])
+        return loss, out, hs, ps.reshape(T, B, V), dh, dh_raw
 
     def loss_and_grads(self, inputs, targets, h0=None):
         """Loss (sum over time, mean over batch), exact unclipped gradients, last hidden state.
@@ -175,7 +202,8 @@ class VanillaRNN:
         inputs, targets: (T,) or (B,T) ids; h0: (H,) / (B,H) / None. h_last is shaped like h0.
         """
         x, y, h0_, batched = self._prepare(inputs, targets, h0)
-        loss, grads, hs, *_ = self._loss_and_grads(x, y, h0_)
+        with np.errstate(divide="ignore"):
+            loss, grads, hs, *_ = self._loss_and_grads(x, y, h0_, keep_ps=False)
         h_last = hs[-1].copy() if batched else hs[-1][0].copy()
         return loss, grads, h_last
 
@@ -188,7 +216,8 @@ class VanillaRNN:
         x, y, h0_, batched = self._prepare(inputs, targets, h0)
         if batched:
             raise ValueError(f"backprop_trace takes one window of shape (T,), got shape {np.shape(inputs)}")
-        loss, grads, hs, ps, dh, dh_raw = self._loss_and_grads(x, y, h0_)
+        with np.errstate(divide="ignore"):
+            loss, grads, hs, ps, dh, dh_raw = self._loss_and_grads(x, y, h0_)
         T = x.shape[1]
         ps1 = ps[:, 0]
         dy = ps1.copy()
@@ -269,7 +298,7 @@ class VanillaRNN:
         other = VanillaRNN.__new__(VanillaRNN)
         other.vocab_size, other.hidden_size, other.dtype, other.seed = (
             self.vocab_size, self.hidden_size, self.dtype, self.seed)
-        other.params = {k: v.copy() for k, v in self.params.items()}
+        other._pack({k: self.params[k] for k in PARAM_NAMES})
         return other
 
     def spectral_radius(self) -> float:

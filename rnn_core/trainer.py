@@ -19,11 +19,26 @@ from .history import BoundedHistory
 from .limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_LEARNING_RATE, MAX_SEQ_LENGTH, MIN_LEARNING_RATE,
                      check_float, check_int)
 from .model import PARAM_NAMES, VanillaRNN
-from .optim import make_optimizer
+from .optim import make_optimizer, param_views
 
 HISTORY_COLUMNS = ("iteration", "loss", "smooth_loss", "clip_fraction", "learning_rate") + tuple(
     f"grad_norm_{k}" for k in PARAM_NAMES)
 VAL_COLUMNS = ("iteration", "val_bits_per_char")
+
+
+class StepStats(dict):
+    """Statistics of the last step: loss, grad_norms, clip_fraction, step_time, and dh_norms (T,)
+    (the norm of dL/dh_t per time step), computed only when asked for: most steps nobody looks."""
+
+    def __init__(self, dh: np.ndarray, **stats):
+        super().__init__(**stats)
+        self._dh = dh   # (T,B,H)
+
+    def __missing__(self, key):
+        if key != "dh_norms":
+            raise KeyError(key)
+        self["dh_norms"] = np.sqrt(np.einsum("tbh,tbh->t", self._dh, self._dh))
+        return self["dh_norms"]
 
 
 class DivergenceError(RuntimeError):
@@ -71,9 +86,13 @@ class Trainer:
             raise ValueError(f"val_ids must hold at least 2 characters, got {len(self.val_ids)}")
         self.learning_rate = learning_rate
         self.clip = clip
-        self.optimizer = make_optimizer(optimizer, model.params)
+        self.optimizer = make_optimizer(optimizer, model.shapes, model.dtype)
+        self._init_buffers()
         self.segment_length = n // B
-        self._offsets = (np.arange(B) * self.segment_length)[:, None] + np.arange(T)[None, :]   # (B,T)
+        step = self.data.strides[0]
+        self._streams = np.lib.stride_tricks.as_strided(   # (B, L): row b = data[b*L:(b+1)*L]
+            self.data, shape=(B, self.segment_length), strides=(self.segment_length * step, step),
+            writeable=False)
         self.position = 0
         self.hprev = np.zeros((B, model.hidden_size), dtype=model.dtype)
         self.iteration = 0
@@ -112,7 +131,15 @@ class Trainer:
     def set_optimizer(self, name: str) -> None:
         """Switch optimizer; the new one starts from fresh state (Adagrad memory, momentum ...)."""
         if name != self.optimizer.name:
-            self.optimizer = make_optimizer(name, self.model.params)
+            self.optimizer = make_optimizer(name, self.model.shapes, self.model.dtype)
+
+    def _init_buffers(self) -> None:
+        """Per-trainer scratch: the flat gradient (N,) with per-parameter views, block offsets."""
+        shapes = self.model.shapes
+        self._grad_flat = np.empty(sum(int(np.prod(s)) for s in shapes.values()), dtype=self.model.dtype)
+        self._grads = param_views(self._grad_flat, shapes)
+        self._grad_sq = np.empty_like(self._grad_flat)
+        self._block_starts = np.cumsum([0] + [int(np.prod(s)) for s in shapes.values()])[:-1]
 
     @property
     def epoch(self) -> float:
@@ -126,20 +153,28 @@ class Trainer:
             return 0, True
         return self.position, False
 
+    def _windows(self, p: int):
+        """Inputs and targets (B,T) at position p of every stream: slices of a zero-copy (B, L) view
+        of the data (row b is stream b's segment), cheaper than gathering by index."""
+        T = self.seq_length
+        return self._streams[:, p:p + T], self._streams[:, p + 1:p + T + 1]
+
     def current_window(self):
         """(inputs (T,), targets (T,), h0 (H,)) of stream 0 for the next step, for the views."""
         p, reset = self._window_start()
-        idx = self._offsets[0] + p
+        x, y = self._windows(p)
         h0 = np.zeros(self.model.hidden_size, dtype=self.model.dtype) if reset else self.hprev[0].copy()
-        return self.data[idx].astype(np.int64), self.data[idx + 1].astype(np.int64), h0
+        return x[0].astype(np.int64), y[0].astype(np.int64), h0
 
     def step(self, n: int = 1) -> float:
         """Run ``n`` iterations; returns the last loss. DivergenceError leaves the state as it was
         before the failing iteration."""
         check_int("n", n, 0, 10**9)
         loss = float("nan")
-        for _ in range(int(n)):
-            loss = self._step_once()
+        # A diverging step overflows or takes log(0); it is reported as DivergenceError, not warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for _ in range(int(n)):
+                loss = self._step_once()
         return loss
 
     def _diverged(self, what: str, loss: float):
@@ -154,35 +189,35 @@ class Trainer:
         p, reset = self._window_start()
         # A reset starts from zeros without touching self.hprev: a diverging step must leave it as it was.
         h0 = np.zeros_like(self.hprev) if reset else self.hprev
-        idx = self._offsets + p
+        x, y = self._windows(p)
         model = self.model
-        with np.errstate(over="ignore", invalid="ignore"):   # a diverging step is reported below
-            loss, grads, hs, _, dh, _ = model._loss_and_grads(self.data[idx], self.data[idx + 1], h0)
+        loss, _, hs, _, dh, _ = model._loss_and_grads(x, y, h0, out=self._grads, keep_ps=False)
         if not math.isfinite(loss):
             raise self._diverged("loss", loss)
-        if not all(np.isfinite(g.sum()) for g in grads.values()):
+        g, g_sq = self._grad_flat, self._grad_sq
+        # Norms per parameter (before clipping) from sums of squares over each block; a NaN or inf
+        # anywhere in the gradient shows up in their total.
+        np.multiply(g, g, out=g_sq)
+        block_sq = np.add.reduceat(g_sq, self._block_starts).tolist()
+        if not math.isfinite(sum(block_sq)):
             raise self._diverged("gradient", loss)
+        norms = dict(zip(PARAM_NAMES, map(math.sqrt, block_sq)))
         clip = self._clip
-        norms, clipped, total = {}, 0, 0
-        for k, g in grads.items():
-            norms[k] = float(np.sqrt(np.dot(g.ravel(), g.ravel())))
-            clipped += int(np.count_nonzero(np.abs(g) > clip))
-            total += g.size
+        clipped = int(np.count_nonzero(g_sq > clip * clip)) if g_sq.max() > clip * clip else 0
+        if clipped:
             np.clip(g, -clip, clip, out=g)
-        deltas, new_state = self.optimizer.propose(grads, self._lr)
-        if not all(np.isfinite(d.sum()) for d in deltas.values()):
-            raise self._diverged("update", loss)
-        self.optimizer.commit(model.params, deltas, new_state)
+            np.minimum(g_sq, clip * clip, out=g_sq)   # stays the square of the clipped gradient
+        # Finite, clipped gradients make a finite update: nothing can diverge past this point.
+        self.optimizer.update(model.flat_params(), g, self._lr, g_sq)
         # Commit the rest of the state only now that the step is known to be finite.
         self.hprev[...] = hs[-1]
         self.position = p + self.seq_length
         self.iteration += 1
         self.chars_seen += self.batch_size * self.seq_length
         self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
-        clip_fraction = clipped / total
-        dh_norms = np.sqrt(np.einsum("tbh,tbh->t", dh, dh))
-        self.last_stats = {"loss": loss, "grad_norms": norms, "clip_fraction": clip_fraction,
-                           "dh_norms": dh_norms, "step_time": time.perf_counter() - t0}
+        clip_fraction = clipped / g.size
+        self.last_stats = StepStats(dh, loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
+                                    step_time=time.perf_counter() - t0)
         self.history.append((self.iteration, loss, self.smooth_loss, clip_fraction, self._lr,
                              *(norms[k] for k in PARAM_NAMES)))
         return loss
@@ -207,11 +242,11 @@ class Trainer:
         other = Trainer.__new__(Trainer)
         other.__dict__.update(self.__dict__)
         other.model = self.model.copy()
-        other.optimizer = make_optimizer(self.optimizer.name, other.model.params)
+        other.optimizer = make_optimizer(self.optimizer.name, other.model.shapes, other.model.dtype)
         other.optimizer.t = self.optimizer.t
-        for slot, arrays in self.optimizer.state.items():
-            for k, a in arrays.items():
-                other.optimizer.state[slot][k][...] = a
+        for slot, flat in self.optimizer.flat.items():
+            other.optimizer.flat[slot][...] = flat
+        other._init_buffers()
         other.hprev = self.hprev.copy()
         other.rng = np.random.default_rng()
         other.rng.bit_generator.state = self.rng.bit_generator.state
@@ -219,5 +254,5 @@ class Trainer:
         other.val_history = BoundedHistory.from_matrix(self.val_history.columns, self.val_history.to_matrix(),
                                                        self.val_history.capacity)
         other.metadata = dict(self.metadata)
-        other.last_stats = None if self.last_stats is None else dict(self.last_stats)
+        other.last_stats = self.last_stats   # read-only once made: sharing it is safe
         return other
