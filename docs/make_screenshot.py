@@ -22,6 +22,7 @@ def _load_harness():
     path = REPO_ROOT / "tests" / "browser" / "harness.py"
     spec = importlib.util.spec_from_file_location("rnn_playground_browser_harness", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
 
@@ -45,14 +46,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    with h.serve_app() as url, sync_playwright() as playwright:
+    with h.serve_app() as server, sync_playwright() as playwright:
         browser = h.launch_chromium(playwright)
         try:
-            context, page = h.open_app(browser, url, width=WIDTH, height=HEIGHT)
+            context, page = h.open_app(browser, server.url, width=WIDTH, height=HEIGHT)
             h.start_button(page).click()
             h.pause_button(page).wait_for(state="visible")
             reached = h.wait_iteration_at_least(page, args.iterations, timeout_ms=args.timeout * 1000)
-            held = h.pause_and_settle(page)
+            h.pause_and_settle(page)
+            # Draw the whole page once more while paused, so every panel shows the same final count.
+            page.locator("[data-testid='stSidebarNav'] a[data-testid='stSidebarNavLink']").first.click()
+            h.wait_idle(page)
+            held = h.read_iteration(page)
             h.assert_no_exception(page)
             for key in ("loss_chart", "hidden_chart"):
                 page.locator(f".st-key-{key} .js-plotly-plot").wait_for(state="visible")

@@ -34,17 +34,34 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def app_url(chromium_path, tmp_path_factory) -> str:
-    """Base URL of the app, served by `streamlit run dashboard.py` for the whole test session.
+def app_server(chromium_path, tmp_path_factory):
+    """The app, served by `streamlit run dashboard.py` for the whole test session (an AppServer).
 
     Saved runs go to a temporary directory (RNN_PLAYGROUND_DATA_DIR), never to the user's cache.
     """
     data_dir = tmp_path_factory.mktemp("runs")
     try:
-        with serve_app(data_dir) as url:
-            yield url
+        with serve_app(data_dir) as server:
+            yield server
     except AppServerError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server) -> str:
+    return app_server.url
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test also reports the end of the server's log (where app tracebacks go:
+    the page itself shows only a redacted message)."""
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("app_server") if hasattr(item, "funcargs") else None
+    if report.failed and server is not None:
+        state = "running" if server.alive() else f"exited with code {server.process.returncode}"
+        report.sections.append((f"app server log (last 6000 characters; server {state})", server.log_tail()))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -61,9 +62,25 @@ def _read_log(path: Path, limit: int = 6000) -> str:
     return text[-limit:] if len(text) > limit else text
 
 
+@dataclass(frozen=True)
+class AppServer:
+    """A running app: its base URL and the server's combined stdout/stderr log."""
+
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_tail(self, limit: int = 6000) -> str:
+        """The last ``limit`` characters of the server's log (tracebacks of app errors land here)."""
+        return _read_log(self.log_path, limit)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
 @contextlib.contextmanager
-def serve_app(data_dir: Path | None = None, python: str = sys.executable) -> Iterator[str]:
-    """Run `streamlit run dashboard.py` on a free loopback port; yield its base URL; stop it after.
+def serve_app(data_dir: Path | None = None, python: str = sys.executable) -> Iterator[AppServer]:
+    """Run `streamlit run dashboard.py` on a free loopback port; yield it as an AppServer; stop it after.
 
     Run files go to ``data_dir`` (a temporary directory if None) through RNN_PLAYGROUND_DATA_DIR,
     never to the user's cache. Raises AppServerError, with the server's output, if it exits or is
@@ -86,7 +103,7 @@ def serve_app(data_dir: Path | None = None, python: str = sys.executable) -> Ite
         try:
             base_url = f"http://127.0.0.1:{port}"
             _wait_healthy(proc, base_url, log_path)
-            yield base_url
+            yield AppServer(base_url, log_path, proc)
             if proc.poll() is not None:
                 raise AppServerError(f"the app server exited early (code {proc.returncode}):\n"
                                      f"{_read_log(log_path)}")
@@ -185,6 +202,33 @@ def wait_iteration_at_least(page, minimum: int, timeout_ms: float | None = None)
     return read_iteration(page)
 
 
+# JavaScript predicate: the count reached `min`, or the sidebar offers Start (training has stopped).
+TRAINED_OR_STOPPED_JS = """
+(min) => {
+  const side = document.querySelector("[data-testid='stSidebar']");
+  if (!side) return false;
+  if (side.querySelector(".st-key-btn_start")) return true;
+  const m = side.innerText.match(/Iteration ([\\d,]+)/);
+  return m !== null && parseInt(m[1].replace(/,/g, ""), 10) >= min;
+}
+"""
+
+
+def wait_training_past(page, minimum: int, timeout_ms: float | None = None) -> int:
+    """Until a running session's count reaches ``minimum``. If training stops by itself first (the
+    divergence guard, say), fail at once with the messages the app shows, not after a timeout."""
+    for _ in range(3):   # a Start button seen mid-rerun may be stale: look again once idle
+        page.wait_for_function(TRAINED_OR_STOPPED_JS, arg=minimum, timeout=timeout_ms)
+        if read_iteration(page) >= minimum:
+            return read_iteration(page)
+        wait_idle(page, timeout_ms)
+        if start_button(page).count() and read_iteration(page) < minimum:
+            alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
+            raise AssertionError(f"training stopped by itself at iteration {read_iteration(page)} (waiting for "
+                                 f"{minimum}) on {page.url}; the app says: {alerts}")
+    return wait_iteration_at_least(page, minimum, timeout_ms)
+
+
 def exception_texts(page) -> list[str]:
     """Texts of every st.exception box on the page (Streamlit shows uncaught errors this way)."""
     return page.locator("[data-testid='stException']").all_inner_texts()
@@ -222,20 +266,26 @@ def wait_metric_int_above(page, label: str, minimum: int, timeout_ms: float | No
     return metric_int(page, label)
 
 
-# JavaScript: number of x values of the named trace in the chart with widget key `key`; -1 when the
-# chart is not drawn yet, 0 when it has no such trace. Plotly specs may carry arrays as typed-array
-# objects {dtype, bdata (base64)}, so those are counted from their byte length.
-CHART_POINTS_JS = """
+# JavaScript: the largest x value of the named trace in the chart with widget key `key` (for the
+# loss chart: the newest iteration drawn); null when the chart or the trace is not drawn yet. Counting
+# points would not do: the chart thins long histories out. Plotly specs may carry arrays as
+# typed-array objects {dtype, bdata (base64)}, which are decoded here.
+CHART_LAST_X_JS = """
 ([key, name]) => {
   const g = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-  if (!g || !g.data) return -1;
-  const t = g.data.find(t => t.name === name);
-  if (!t || !t.x) return 0;
-  const x = t.x;
-  if (Array.isArray(x) || ArrayBuffer.isView(x)) return x.length;
-  const sizes = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, u1c: 1};
-  if (typeof x.bdata === "string" && sizes[x.dtype]) return atob(x.bdata).length / sizes[x.dtype];
-  return -1;
+  const t = g && g.data && g.data.find(t => t.name === name);
+  if (!t || !t.x) return null;
+  let x = t.x;
+  if (!Array.isArray(x) && !ArrayBuffer.isView(x)) {
+    const types = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+                   u2: Uint16Array, i1: Int8Array, u1: Uint8Array, u1c: Uint8ClampedArray};
+    if (typeof x.bdata !== "string" || !types[x.dtype]) return null;
+    const bin = atob(x.bdata);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    x = new types[x.dtype](bytes.buffer);
+  }
+  return x.length ? Math.max(...x) : null;
 }
 """
 
@@ -248,15 +298,15 @@ CHART_Y_TITLE_JS = """
 """
 
 
-def chart_points(page, key: str, trace_name: str) -> int:
-    return page.evaluate(CHART_POINTS_JS, [key, trace_name])
+def chart_last_x(page, key: str, trace_name: str) -> float | None:
+    return page.evaluate(CHART_LAST_X_JS, [key, trace_name])
 
 
-def wait_chart_points_above(page, key: str, trace_name: str, minimum: int,
-                            timeout_ms: float | None = None) -> int:
-    page.wait_for_function(f"(args) => ({CHART_POINTS_JS})(args) > {int(minimum)}", arg=[key, trace_name],
-                           timeout=timeout_ms)
-    return chart_points(page, key, trace_name)
+def wait_chart_last_x_above(page, key: str, trace_name: str, minimum: float,
+                            timeout_ms: float | None = None) -> float:
+    page.wait_for_function(f"(args) => {{ const v = ({CHART_LAST_X_JS})(args); return v !== null && v > {float(minimum)}; }}",
+                           arg=[key, trace_name], timeout=timeout_ms)
+    return chart_last_x(page, key, trace_name)
 
 
 def chart_y_title(page, key: str) -> str | None:

@@ -14,9 +14,10 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (assert_no_exception, chart_y_title, metric_int, pause_and_settle, pause_button,
-                      read_iteration, start_button, step_button, wait_chart_points_above, wait_chart_y_title,
-                      wait_idle, wait_iteration_at_least, wait_metric_int_above)
+from .harness import (assert_no_exception, chart_last_x, chart_y_title, metric_int, pause_and_settle,
+                      pause_button, read_iteration, start_button, step_button, wait_chart_last_x_above,
+                      wait_chart_y_title, wait_idle, wait_iteration_at_least, wait_metric_int_above,
+                      wait_training_past)
 
 pytestmark = pytest.mark.browser
 
@@ -66,11 +67,11 @@ def test_start_pause_step_from_the_sidebar(page):
     expect(pause_button(page)).to_be_visible()
 
     # Training advances: the sidebar count, the Train page's metric and the loss chart all grow.
-    first = wait_iteration_at_least(page, 1)
-    points = wait_chart_points_above(page, LOSS_CHART, SMOOTH_TRACE, 0)
-    wait_iteration_at_least(page, first + 1)
+    first = wait_training_past(page, 1)
+    drawn = wait_chart_last_x_above(page, LOSS_CHART, SMOOTH_TRACE, 0)
+    wait_training_past(page, first + 1)
     wait_metric_int_above(page, "Iteration", first)
-    wait_chart_points_above(page, LOSS_CHART, SMOOTH_TRACE, points)
+    wait_chart_last_x_above(page, LOSS_CHART, SMOOTH_TRACE, drawn)
 
     # Pause holds the count still, across a full rerun of the page.
     held = pause_and_settle(page)
@@ -79,6 +80,7 @@ def test_start_pause_step_from_the_sidebar(page):
     assert chart_y_title(page, LOSS_CHART) == "bits per char"
     assert read_iteration(page) == held
     assert metric_int(page, "Iteration") == held
+    assert chart_last_x(page, LOSS_CHART, SMOOTH_TRACE) == held
     expect(start_button(page)).to_be_visible()
 
     # Step trains exactly one iteration and stays paused.
@@ -112,12 +114,12 @@ def test_training_continues_on_other_pages(page):
     # Pages draw nothing that ticks by itself: the sidebar's fragment trains, whatever page is shown.
     start_button(page).click()
     expect(pause_button(page)).to_be_visible()
-    wait_iteration_at_least(page, 1)
+    wait_training_past(page, 1)
     for label in ("Hidden states", "Save & load", "Train"):
         go_to(page, label)
         heading(page)
         arrived = read_iteration(page)
-        wait_iteration_at_least(page, arrived + 1)
+        wait_training_past(page, arrived + 1)
         expect(pause_button(page)).to_be_visible()
         assert_no_exception(page)
     held = pause_and_settle(page)
@@ -177,15 +179,15 @@ def test_three_sessions_train_their_own_runs(open_session):
         start_button(page).click()
     for page in sessions:
         expect(pause_button(page)).to_be_visible()
-    marks = [wait_iteration_at_least(page, 1) for page in sessions]
+    marks = [wait_training_past(page, 1) for page in sessions]
     for page, mark in zip(sessions, marks):
-        wait_iteration_at_least(page, mark + 1)
+        wait_training_past(page, mark + 1)
 
     # Pausing the first session leaves the others training, and its own count holds still.
     held = pause_and_settle(sessions[0])
     others = [read_iteration(page) for page in sessions[1:]]
     for page, mark in zip(sessions[1:], others):
-        wait_iteration_at_least(page, mark + 1)
+        wait_training_past(page, mark + 1)
         expect(pause_button(page)).to_be_visible()
     go_to(sessions[0], "Train")           # a full rerun of another page
     wait_idle(sessions[0])
