@@ -1,7 +1,7 @@
 """Pure figure builders: NumPy arrays in, ``plotly.graph_objects.Figure`` out.
 
 Every figure has a fixed height, axis titles, hover text and the same look
-(template "plotly_white", compact margins). Long training series are reduced to
+(white background, compact margins). Long training series are reduced to
 at most ``max_points`` points per trace, so the browser payload stays bounded no
 matter how long training has run. No streamlit import: tested without a server.
 """
@@ -26,7 +26,7 @@ UNITS: dict[str, str] = {
     "perplexity": "perplexity",
 }
 
-TEMPLATE = "plotly_white"
+BACKGROUND = "white"
 MARGIN = dict(l=60, r=20, t=50, b=45)
 EMPTY_TRAINING_MESSAGE = "Press Start or Step to train"
 
@@ -57,7 +57,9 @@ REFERENCE_COLOUR = "#888888"
 
 def _style(fig: go.Figure, *, title: str, height: int, x_title: str, y_title: str) -> go.Figure:
     fig.update_layout(
-        template=TEMPLATE,
+        # No plotly template: st.plotly_chart draws with Streamlit's theme anyway, and assigning a
+        # named template deep-copies it (~9 ms a figure, a third of a live refresh).
+        plot_bgcolor=BACKGROUND,
         height=height,
         margin=MARGIN,
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),

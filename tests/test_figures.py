@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 import pytest
 
 from playground import figures as F
@@ -138,7 +137,7 @@ def test_loss_figure_short_history_traces_and_titles():
     assert fig.layout.xaxis.title.text == "iteration"
     assert fig.layout.yaxis.title.text == F.UNITS["bits"]
     assert fig.layout.height == F.LOSS_HEIGHT
-    assert fig.layout.template.layout.plot_bgcolor == pio.templates["plotly_white"].layout.plot_bgcolor
+    assert fig.layout.plot_bgcolor == F.BACKGROUND
 
 
 @pytest.mark.parametrize("unit", ["window", "nats", "bits", "perplexity"])
@@ -352,4 +351,4 @@ def test_every_figure_has_fixed_height_and_template():
     for fig in figs:
         assert isinstance(fig.layout.height, int) and fig.layout.height > 0
         assert fig.layout.margin.t <= 60
-        assert fig.layout.template.layout.plot_bgcolor == pio.templates["plotly_white"].layout.plot_bgcolor
+        assert fig.layout.plot_bgcolor == F.BACKGROUND
