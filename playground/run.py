@@ -111,8 +111,7 @@ class Run:
         self._good_at = 0.0
         self._last_val = -math.inf
         self._last_sample = -math.inf
-        self._train_seconds = 0.0
-        self._rate_iters, self._rate_seconds = 0, 0.0
+        self._progress: deque[tuple[float, int]] = deque(maxlen=30)   # (wall time, iteration) per tick
 
     @classmethod
     def from_builtin(cls, config: RunConfig) -> "Run":
@@ -134,7 +133,11 @@ class Run:
 
     @property
     def iterations_per_second(self) -> float:
-        return self._rate_iters / self._rate_seconds if self._rate_seconds > 0 else 0.0
+        """Wall-clock rate over the last ticks: what the user sees, pauses between ticks included."""
+        if len(self._progress) < 2:
+            return 0.0
+        (t0, i0), (t1, i1) = self._progress[0], self._progress[-1]
+        return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
 
     def train_text(self) -> str:
         return self.vocab.decode(self.trainer.data)
@@ -179,11 +182,10 @@ class Run:
                 break
             self._periodic(clock)
         report.seconds = clock() - t0
-        self._train_seconds += report.seconds
-        self._rate_iters += report.iterations
-        self._rate_seconds += report.seconds
-        if self._rate_seconds > 5:     # a moving rate: forget old ticks
-            self._rate_iters, self._rate_seconds = self._rate_iters // 2, self._rate_seconds / 2
+        now = time.monotonic()
+        if self._progress and now - self._progress[-1][0] > 2.0:
+            self._progress.clear()     # a pause in between: start measuring afresh
+        self._progress.append((now, self.trainer.iteration))
         return report
 
     def _chunk_size(self) -> int:
