@@ -16,4 +16,7 @@ PAGES = [
 ]
 
 # Each page starts with state.page_setup() (session state, sidebar), so it also runs on its own.
-st.navigation(PAGES).run()
+from playground import state  # noqa: E402
+
+with state.run_lock():   # a training tick still running in a fragment's thread finishes first
+    st.navigation(PAGES).run()

@@ -55,6 +55,7 @@ def take(accepted: uploads.AcceptedText) -> None:
     ss.data_taken_for = weakref.ref(state.get_run())
 
 
+@state.locked
 def on_upload() -> None:
     uploaded = ss.get("data_upload")
     ss.data_error = None
@@ -66,6 +67,7 @@ def on_upload() -> None:
         ss.data_error = ("upload", f"The file {escape_text(uploaded.name[:80])} was not used. {uploads.sentence(exc)}")
 
 
+@state.locked
 def on_paste() -> None:
     try:
         take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
@@ -73,11 +75,13 @@ def on_paste() -> None:
         ss.data_error = ("paste", f"The pasted text was not used. {uploads.sentence(exc)}")
 
 
+@state.locked
 def choose_builtin(key: str) -> None:
     ss.cfg_corpus = key
     ss.data_error = None
 
 
+@state.locked
 def train_now() -> None:
     before = state.get_run()
     # Drafts the Train page's widgets no longer hold fall back to the current run's settings.

@@ -12,6 +12,7 @@ state.page_setup()
 run = state.get_run()
 
 
+@state.locked
 def prepare_downloads() -> None:
     """Snapshot the run as files now (in the script thread, so training can't change it midway)."""
     current = state.get_run()
@@ -24,6 +25,7 @@ def prepare_downloads() -> None:
     }
 
 
+@state.locked
 def on_checkpoint_upload() -> None:
     uploaded = ss.get("files_upload")
     ss.files_message = None
@@ -76,7 +78,7 @@ with st.container(border=True):
     else:
         st.markdown("This run has not been saved yet. It is saved when you pause, step or reset, every "
                     f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
-        st.button("Save now", key="files_save_now", on_click=persist.save_now, icon=":material/save:")
+        st.button("Save now", key="files_save_now", on_click=state.locked(persist.save_now), icon=":material/save:")
     if status.error:
         st.warning(f"The last save failed ({escape_text(status.error)}). The run is still here in this tab; "
                    "download a checkpoint below to keep it.", icon=":material/warning:")

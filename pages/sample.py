@@ -26,6 +26,7 @@ def _prime_problem(prime: str) -> str | None:
     return analysis.unknown_chars_message(prime, vocab.chars, what="The prime")
 
 
+@state.locked
 def _generate() -> None:
     """Generate button: new samples replace the old ones (at most MAX_SAMPLES x MAX_SAMPLE_LENGTH chars)."""
     prime = ss.smp_prime or ""

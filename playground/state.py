@@ -7,6 +7,8 @@ while running, so the page never blocks and every button answers within one tick
 """
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import asdict, fields
 
 import streamlit as st
@@ -33,6 +35,23 @@ UI_DEFAULTS = {
     "loss_unit": "window",
     "flash": None,             # (kind, message) shown once at the top of the next page run
 }
+
+
+def run_lock() -> threading.RLock:
+    """The session's lock around every use of its run: Streamlit may start a full rerun (and its
+    callbacks) while a fragment's training tick is still running in another thread."""
+    ss = st.session_state
+    if "run_lock" not in ss:
+        ss.run_lock = threading.RLock()
+    return ss.run_lock
+
+
+def locked(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with run_lock():
+            return func(*args, **kwargs)
+    return wrapper
 
 
 def init_session() -> None:
@@ -95,16 +114,19 @@ def show_flash() -> None:
 
 
 # ---------------------------------------------------------------- callbacks (run before the rerun)
+@locked
 def start() -> None:
     get_run().alert = None
     st.session_state.running = True
 
 
+@locked
 def pause() -> None:
     st.session_state.running = False
     persist.save_now()
 
 
+@locked
 def step_once() -> None:
     st.session_state.running = False
     report = get_run().step(1)
@@ -112,6 +134,7 @@ def step_once() -> None:
         flash("error", report.alert)
 
 
+@locked
 def apply_live_settings() -> None:
     """on_change of learning rate, optimizer, clip, sample interval: applied to the running model."""
     try:
@@ -121,6 +144,7 @@ def apply_live_settings() -> None:
         flash("error", f"That setting was not applied: {exc}")
 
 
+@locked
 def new_run_from_widgets() -> None:
     """Reset: a fresh model from the draft settings and corpus. A bad setting keeps the old run."""
     ss = st.session_state
@@ -142,6 +166,7 @@ def new_run_from_widgets() -> None:
                      f"sequence length {config.seq_length}, batch size {config.batch_size}.")
 
 
+@locked
 def apply_preset(name: str) -> None:
     current = config_from_widgets()
     preset = PRESETS[name]
@@ -179,10 +204,11 @@ def sidebar() -> None:
 
 def _tick() -> None:
     ss = st.session_state
-    if not ss.running:
-        return
-    report = get_run().tick(TRAIN_SECONDS)
-    persist.autosave_if_due()
+    with run_lock():
+        if not ss.running:
+            return
+        report = get_run().tick(TRAIN_SECONDS)
+        persist.autosave_if_due()
     if report.alert:
         ss.running = False
         flash("error", report.alert)
