@@ -82,12 +82,12 @@ def live_panel() -> None:
     m[4].metric("Smoothed loss", f"{tr.smooth_loss:.2f}", help="Nats per window of T characters, as min-char-rnn prints it")
     m[5].metric("Bits per char", f"{run.bits_per_char:.3f}")
 
-    hist = tr.history.as_arrays()
+    hist = tr.history.as_arrays("iteration", "loss", "smooth_loss")
     val = tr.val_history.as_arrays()
     st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"],
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=ss.loss_unit, val_iterations=val["iteration"],
-                                        val_bits_per_char=val["val_bits_per_char"]),
+                                        val_bits_per_char=val["val_bits_per_char"], max_points=1000),
                     key="loss_chart", width="stretch")
 
     inputs, _, h0, chars = window_chars(run)

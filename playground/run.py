@@ -24,7 +24,7 @@ BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python"
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
 MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
 SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
-VALIDATE_SECONDS = 2.0       # validation loss at most this often while training (it costs ~30 ms)
+VALIDATE_SECONDS = 4.0       # validation loss at most this often while training (it costs ~30 ms)
 SAMPLE_SECONDS = 0.5         # periodic samples at most this often: at 2,000 it/s "every 100" would
                              # spend 6% of the time sampling text nobody can read that fast
 

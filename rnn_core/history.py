@@ -36,9 +36,13 @@ class BoundedHistory:
         self._buf[k:k + self.capacity - half] = self._buf[half:self.capacity]
         self._n = k + self.capacity - half
 
-    def as_arrays(self) -> dict[str, np.ndarray]:
-        """Copies of every column, oldest first."""
-        return {c: self._buf[: self._n, i].copy() for i, c in enumerate(self.columns)}
+    def as_arrays(self, *names: str) -> dict[str, np.ndarray]:
+        """Copies of the named columns (all when none are named), oldest first."""
+        wanted = names or self.columns
+        unknown = set(wanted) - set(self.columns)
+        if unknown:
+            raise ValueError(f"unknown history column(s) {sorted(unknown)}; columns are {list(self.columns)}")
+        return {c: self._buf[: self._n, self.columns.index(c)].copy() for c in wanted}
 
     def last(self) -> dict[str, float] | None:
         if not self._n:
