@@ -1,0 +1,88 @@
+"""The Train page and the shared sidebar in Streamlit's AppTest (no browser; run_every never fires)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+DASHBOARD = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def iteration(at) -> int:
+    return at.session_state.run.iteration
+
+
+def test_renders_with_the_classic_defaults_and_shared_controls(app):
+    c = app.session_state.run.config
+    assert (c.hidden_size, c.seq_length, c.learning_rate, c.batch_size, c.optimizer, c.clip) == (
+        100, 25, 0.1, 1, "adagrad", 5.0)
+    assert {"btn_start", "btn_step", "btn_reset"} <= {b.key for b in app.button}
+    assert [m.value for m in app.metric if m.label == "Iteration"] == ["0"]
+    specs = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert any("loss" in t.lower() for t in titles) and any("Hidden state" in t for t in titles)
+
+
+def test_step_moves_the_iteration_by_exactly_one(app):
+    for expected in (1, 2, 3):
+        app.button(key="btn_step").click().run()
+        assert not app.exception
+        assert iteration(app) == expected
+    assert [m.value for m in app.metric if m.label == "Iteration"] == ["3"]
+
+
+def test_start_and_pause_switch_the_running_state(app):
+    app.button(key="btn_start").click().run()
+    assert app.session_state.running is True
+    assert "btn_pause" in {b.key for b in app.button}
+    app.button(key="btn_pause").click().run()
+    assert app.session_state.running is False
+
+
+def test_reset_reinitialises_with_a_new_hidden_size_and_says_what_is_lost(app):
+    app.button(key="btn_step").click().run()
+    app.select_slider(key="cfg_hidden_size").set_value(32).run()
+    warning = " ".join(w.value for w in app.warning)
+    assert "hidden size 100 → 32" in warning and "1 iterations" in warning
+    assert app.session_state.run.trainer.model.hidden_size == 100   # nothing changes before Reset
+    app.button(key="btn_reset").click().run()
+    assert not app.exception
+    run = app.session_state.run
+    assert run.trainer.model.hidden_size == 32 and run.iteration == 0
+    assert run.trainer.model.params["Whh"].shape == (32, 32)
+
+
+def test_learning_rate_applies_mid_run_without_a_reset(app):
+    app.button(key="btn_step").click().run()
+    before = app.session_state.run
+    app.select_slider(key="cfg_learning_rate").set_value(0.01).run()
+    assert not app.exception
+    assert app.session_state.run is before and before.iteration == 1
+    assert before.trainer.learning_rate == 0.01
+
+
+def test_loss_unit_changes_the_chart_axis(app):
+    app.button(key="btn_step").click().run()
+    app.session_state["loss_unit"] = "bits"
+    app.run()
+    spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart")
+                if "loss" in json.loads(c.proto.spec)["layout"]["title"]["text"].lower())
+    assert spec["layout"]["yaxis"]["title"]["text"] == "bits per char"
+
+
+def test_a_diverging_step_pauses_with_a_message_and_keeps_the_model(app):
+    run = app.session_state.run
+    run.trainer.model.params["by"][0] = np.inf   # every next loss is non-finite
+    app.button(key="btn_step").click().run()
+    assert not app.exception
+    assert iteration(app) == 0
+    assert any("Nothing was lost" in e.value for e in app.error)
