@@ -16,9 +16,10 @@ import streamlit as st
 from playground import persist
 from playground.run import PRESETS, Run, RunConfig
 
-# Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit ~90 ms of round
-# trip whatever the timer (measured), so ticks train for a whole 0.3 s slice and the timer is short
-# enough that the next tick is due as soon as the previous one has been drawn.
+# Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit a round trip
+# whatever the timer (and a full garbage collection unless runner.postScriptGC is off, as it is in
+# .streamlit/config.toml), so ticks train for a whole 0.3 s slice and the timer is short enough that
+# the next tick is due as soon as the previous one has been drawn (bench/dashboard_overhead.py).
 TICK_SECONDS = 0.1     # fragment timer while training
 TRAIN_SECONDS = 0.3    # training time inside each tick; the status line is drawn after it
 # Charts refresh less often than training ticks: building and drawing them costs ~50-80 ms of the
