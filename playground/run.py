@@ -165,6 +165,11 @@ class Run:
         report = TickReport()
         t0 = clock()
         tr = self.trainer
+        if tr.iteration == 0 and tr.val_ids is not None and not len(tr.val_history):
+            # The untrained model's validation loss: the curve starts where training starts (the
+            # first Adagrad steps overshoot, and a first point taken among them misleads).
+            tr.validate()
+            self._last_val = clock()
         while not finished(report.iterations):
             n = chunk or self._chunk_size()
             start_iter = tr.iteration

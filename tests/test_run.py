@@ -126,3 +126,12 @@ def test_bytes_round_trip_keeps_settings_samples_and_continues_identically():
 def test_from_bytes_refuses_garbage_with_a_clear_message():
     with pytest.raises(ValueError, match="not a valid checkpoint"):
         Run.from_bytes(b"this is not a checkpoint")
+
+
+def test_validation_curve_starts_at_the_untrained_model():
+    run = small_run()
+    run.step(1)
+    first = run.trainer.val_history.as_arrays()
+    assert first["iteration"][0] == 0
+    # An untrained model guesses near uniformly: about log2(V) bits per character.
+    assert abs(first["val_bits_per_char"][0] - math.log2(run.vocab.size)) < 0.05
