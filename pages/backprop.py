@@ -79,8 +79,9 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
         a, b = st.columns(2)
         a.metric("input $x_t$", repr_char(facts["input_char"]))
         b.metric("target", repr_char(facts["target_char"]))
-        a.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}")
-        b.metric(r"$\mathrm{loss}_t$", f"{facts['loss']:.3f}", help="−ln p_t[target], in nats")
+        # Numbers on their own rows: two per row truncate to "0.6…" in this narrow column.
+        st.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}")
+        st.metric(r"$\mathrm{loss}_t$", f"{facts['loss']:.3f}", help="−ln p_t[target], in nats")
     with outputs:
         st.markdown(r"$dy_t = p_t - e_{\mathrm{target}}$, largest entries")
         st.dataframe(bv.dy_table(window, t, current.vocab.chars), hide_index=True, width="stretch",
