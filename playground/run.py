@@ -213,8 +213,7 @@ class Run:
 
     def add_sample(self, length: int = SAMPLE_LENGTH) -> str:
         """A sample as min-char-rnn prints it: from the current hidden state and input character."""
-        inputs, _, h0 = self.trainer.current_window()
-        text = self.vocab.decode(self.trainer.sample(length, prime=inputs[:1], h0=h0))
+        text = self.vocab.decode(self.trainer.sample_from_window(length))
         self.samples.append((self.trainer.iteration, text))
         return text
 
@@ -231,11 +230,6 @@ class Run:
             f"{EXPLODE_FACTOR:g}x the untrained loss ({self.untrained_loss:.1f}). The run was rolled back to "
             f"the last good state (iteration {self.trainer.iteration}). Try a lower learning rate than "
             f"{lr:g}, e.g. {max(lr / 10, MIN_LEARNING_RATE):g}.")
-
-    def validate_now(self) -> float | None:
-        bits = self.trainer.validate()
-        self._last_val = time.perf_counter()
-        return bits
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:

@@ -31,7 +31,6 @@ def live_interval() -> float | None:
     """run_every for a page's live views: refresh while training, stay still while paused."""
     return LIVE_REFRESH_SECONDS if st.session_state.get("running") else None
 
-CONFIG_KEYS = tuple(f"cfg_{f.name}" for f in fields(RunConfig))
 UI_DEFAULTS = {
     "running": False,
     "custom_text": None,       # uploaded or pasted corpus (str), once accepted

@@ -33,7 +33,7 @@ def _json_seed(seed):
     return None if seed is None else int(seed)
 
 
-def _meta(trainer: Trainer, vocab: Vocab) -> dict:
+def _meta(trainer: Trainer) -> dict:
     m = trainer.model
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -52,7 +52,7 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
     if vocab.size != trainer.model.vocab_size:
         raise ValueError(f"vocab has {vocab.size} characters but the model expects {trainer.model.vocab_size}")
     arrays = {
-        "meta": np.array(json.dumps(_meta(trainer, vocab))),
+        "meta": np.array(json.dumps(_meta(trainer))),
         "vocab": np.array(vocab.chars),
         "data_ids": np.asarray(trainer.data),
         "hprev": trainer.hprev,

@@ -263,8 +263,7 @@ class _Session:
     def add_sample(self) -> None:
         """A sample as the dashboard draws it: from the current hidden state and input character."""
         tr = self.trainer
-        inputs, _, h0 = tr.current_window()
-        text = self.vocab.decode(tr.sample(self.args.sample_length, prime=inputs[:1], h0=h0))
+        text = self.vocab.decode(tr.sample_from_window(self.args.sample_length))
         self.samples.append([tr.iteration, text])
         self._clear_progress()
         sys.stdout.write(f"----- sample at iteration {tr.iteration:,} -----\n{text}\n")

@@ -237,6 +237,12 @@ class Trainer:
         kwargs.setdefault("rng", self.rng)
         return self.model.sample(n, **kwargs)
 
+    def sample_from_window(self, n: int) -> np.ndarray:
+        """The sample min-char-rnn prints during training: ``n`` ids (n,) continuing from stream 0's
+        hidden state and the next window's first input character."""
+        inputs, _, h0 = self.current_window()
+        return self.sample(n, prime=inputs[:1], h0=h0)
+
     def clone(self) -> "Trainer":
         """An independent copy of the whole training state (the read-only data arrays are shared)."""
         other = Trainer.__new__(Trainer)
