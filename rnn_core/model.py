@@ -24,6 +24,42 @@ from .optim import param_views
 PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
 
+class Workspace:
+    """Preallocated scratch for windows of shape (B,T): the trainer makes one and reuses it every
+    step, so the hot loops neither allocate arrays nor make views (both cost as much as the math
+    at hidden size 100). Per-step views of the time-major buffers are built here, once."""
+
+    def __init__(self, B: int, T: int, H: int, V: int, dtype):
+        N = B * T
+        self.shape = (B, T)
+        self.hs = np.empty((T + 1, B, H), dtype=dtype)          # h_0 .. h_T
+        self.hs_steps = list(self.hs)
+        self.tmp = np.empty((B, H), dtype=dtype)
+        self.logits = np.empty((N, V), dtype=dtype)             # logits -> p -> dy, in place
+        self.row_offsets = np.arange(N) * V                      # start of row n in logits.ravel()
+        self.index = np.empty(N, dtype=np.intp)
+        self.ones = np.ones(N, dtype=dtype)
+        self.dh_out = np.empty((N, H), dtype=dtype)             # dy Why: dL/dh_t from the output
+        self.tanh_deriv = np.empty((T, B, H), dtype=dtype)
+        self.dh = np.empty((T, B, H), dtype=dtype)
+        self.dh_raw = np.empty((T, B, H), dtype=dtype)
+        self.zeros = np.zeros((B, H), dtype=dtype)
+        self.dh_next = np.empty((B, H), dtype=dtype)            # dh_raw_{t+1} Whh, read before rewritten
+        rev = slice(None, None, -1)
+        self.backward_steps = list(zip(self.dh_out.reshape(T, B, H)[rev], self.dh[rev], self.dh_raw[rev],
+                                       self.tanh_deriv[rev]))
+        self._one_hot = np.zeros((N, V), dtype=dtype)
+        self._hot = None                                         # where the ones are now
+
+    def one_hot(self, x: np.ndarray) -> np.ndarray:
+        """(N,V) one-hot rows of x (B,T), time-major; only the previous ones are cleared."""
+        if self._hot is not None:
+            self._one_hot.ravel()[self._hot] = 0.0
+        self._hot = self.row_offsets + x.T.reshape(-1)
+        self._one_hot.ravel()[self._hot] = 1.0
+        return self._one_hot
+
+
 @dataclass
 class ForwardTrace:
     """What the model computed on a window. Leading B axis present only for batched input."""
@@ -116,29 +152,40 @@ class VanillaRNN:
         return x2, y, self._check_h0(h0, x2.shape[0], batched), batched
 
     # ------------------------------------------------------------------ the math
-    def _forward(self, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
-        """x (B,T) ids, h0 (B,H) -> hs (T+1,B,H), time-major, hs[0] = h0."""
+    def workspace(self, batch: int, steps: int) -> "Workspace":
+        """Scratch arrays for windows of shape (batch, steps), to reuse across training steps."""
+        return Workspace(batch, steps, self.hidden_size, self.vocab_size, self.dtype)
+
+    def _forward(self, x: np.ndarray, h0: np.ndarray, work: "Workspace | None" = None) -> np.ndarray:
+        """x (B,T) ids, h0 (B,H) -> hs (T+1,B,H), time-major, hs[0] = h0 (work.hs when given)."""
         P = self.params
         B, T = x.shape
-        hs = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)
+        if work is None:
+            hs = np.empty((T + 1, B, self.hidden_size), dtype=self.dtype)
+            steps, tmp = list(hs), np.empty((B, self.hidden_size), dtype=self.dtype)
+        else:
+            hs, steps, tmp = work.hs, work.hs_steps, work.tmp
         hs[0] = h0
         # Gathering columns of Wxh is the one-hot product Wxh @ x_t without the multiply.
         np.add(P["Wxh"].T[x.T], P["bh"], out=hs[1:])
         WhhT = P["Whh"].T
-        steps = list(hs)          # views made once: indexing inside the loop costs as much as the math
+        # np.dot with out= is the cheapest NumPy call for these small products; the views in
+        # ``steps`` are made once, since making them inside the loop costs as much as the math.
+        dot, add, tanh = np.dot, np.add, np.tanh
         for h_prev, a in zip(steps, steps[1:]):
-            a += h_prev @ WhhT
-            np.tanh(a, out=a)
+            dot(h_prev, WhhT, out=tmp)
+            add(a, tmp, out=a)
+            tanh(a, out=a)
         return hs
 
-    def _softmax(self, hs_out: np.ndarray) -> np.ndarray:
+    def _softmax(self, hs_out: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """hs_out (N,H) -> probabilities (N,V), stable: the max logit is subtracted first."""
-        logits = hs_out @ self.params["Why"].T
+        logits = np.dot(hs_out, self.params["Why"].T, out=out)
         logits += self.params["by"]
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         # Row sums as a product with ones: the same sums, without the overhead of an axis reduction.
-        logits /= (logits @ np.ones(logits.shape[1], dtype=logits.dtype))[:, None]
+        logits /= np.dot(logits, np.ones(logits.shape[1], dtype=logits.dtype))[:, None]
         return logits
 
     def forward(self, inputs, h0=None) -> ForwardTrace:
@@ -152,49 +199,49 @@ class VanillaRNN:
             return ForwardTrace(np.ascontiguousarray(hs_bt), np.ascontiguousarray(ps_bt), hs[-1].copy())
         return ForwardTrace(hs_bt[0].copy(), ps_bt[0].copy(), hs[-1][0].copy())
 
-    def _loss_and_grads(self, x, y, h0, out=None, keep_ps=True):
+    def _loss_and_grads(self, x, y, h0, out=None, keep_ps=True, work: "Workspace | None" = None):
         """Core of BPTT. x, y (B,T); h0 (B,H). Returns loss (mean over B), grads, hs (T+1,B,H),
         ps (T,B,V), dh (T,B,H) and dh_raw (T,B,H). ``out``: arrays shaped like the params to write
         the gradients into (the trainer's flat gradient buffer); fresh arrays when None. With
         ``keep_ps=False`` the probabilities are overwritten by dy (the trainer does not need them).
+        ``work``: a Workspace for this (B,T) reused across calls (the trainer's): the arrays
+        returned are then its buffers, valid until the next call with it. Fresh arrays when None.
         A probability of 0 gives an infinite loss; callers decide whether to silence the warning."""
         if out is None:
             out = {k: np.empty(s, dtype=self.dtype) for k, s in self.shapes.items()}
-        P = self.params
         B, T = x.shape
+        if work is None:
+            work = self.workspace(B, T)
+        P = self.params
         H, V = self.hidden_size, self.vocab_size
-        hs = self._forward(x, h0)
+        hs = self._forward(x, h0, work)
         N = T * B
         hs_out = hs[1:].reshape(N, H)
-        ps = self._softmax(hs_out)                      # (N,V), row n = (t, b) time-major
-        rows = np.arange(N)
-        target_flat = rows * V + y.T.reshape(N)         # index of p_t[target_t] in ps.ravel()
+        ps = self._softmax(hs_out, out=work.logits)     # (N,V), row n = (t, b) time-major
+        target_flat = np.add(work.row_offsets, y.T.reshape(N), out=work.index)  # p_t[target_t] in ps.ravel()
         loss = float(-np.log(ps.ravel()[target_flat]).sum()) / B
         dy = ps.copy() if keep_ps else ps
         dy.ravel()[target_flat] -= 1.0
         if B > 1:
             dy /= B
-        ones = np.ones(N, dtype=self.dtype)             # sums over steps as products: faster than .sum(axis=0)
-        np.matmul(dy.T, hs_out, out=out["Why"])
-        np.matmul(ones, dy, out=out["by"])
-        dh_out = (dy @ P["Why"]).reshape(T, B, H)        # gradient reaching h_t from the output
-        tanh_deriv = 1.0 - hs[1:] * hs[1:]
-        dh = np.empty((T, B, H), dtype=self.dtype)
-        dh_raw = np.empty((T, B, H), dtype=self.dtype)
-        Whh = P["Whh"]
-        dh_next = np.zeros((B, H), dtype=self.dtype)
-        for d_out, d, d_raw, deriv in zip(dh_out[::-1], dh[::-1], dh_raw[::-1], tanh_deriv[::-1]):
-            np.add(d_out, dh_next, out=d)
-            np.multiply(deriv, d, out=d_raw)
-            np.matmul(d_raw, Whh, out=dh_next)
-        flat_raw = dh_raw.reshape(N, H)
-        np.matmul(flat_raw.T, hs[:-1].reshape(N, H), out=out["Whh"])
-        np.matmul(ones, flat_raw, out=out["bh"])
+        ones = work.ones                                # sums over steps as products: faster than .sum(axis=0)
+        np.dot(dy.T, hs_out, out=out["Why"])
+        np.dot(ones, dy, out=out["by"])
+        np.dot(dy, P["Why"], out=work.dh_out)           # gradient reaching h_t from the output
+        deriv = np.multiply(hs[1:], hs[1:], out=work.tanh_deriv)
+        np.subtract(1.0, deriv, out=deriv)              # tanh' = 1 - h^2
+        Whh, dh_next = P["Whh"], work.zeros
+        dot, add, multiply = np.dot, np.add, np.multiply
+        for d_out, d, d_raw, der in work.backward_steps:   # t = T-1 .. 0
+            add(d_out, dh_next, out=d)
+            multiply(der, d, out=d_raw)
+            dh_next = dot(d_raw, Whh, out=work.dh_next)
+        flat_raw = work.dh_raw.reshape(N, H)
+        np.dot(flat_raw.T, hs[:-1].reshape(N, H), out=out["Whh"])
+        np.dot(ones, flat_raw, out=out["bh"])
         # dWxh[:, v] sums dh_raw over the steps whose input is v: one-hot product as a matrix product.
-        onehot = np.zeros((N, V), dtype=self.dtype)
-        onehot.ravel()[rows * V + x.T.reshape(N)] = 1.0
-        np.matmul(flat_raw.T, onehot, out=out["Wxh"])
-        return loss, out, hs, ps.reshape(T, B, V), dh, dh_raw
+        np.dot(flat_raw.T, work.one_hot(x), out=out["Wxh"])
+        return loss, out, hs, ps.reshape(T, B, V), work.dh, work.dh_raw
 
     def loss_and_grads(self, inputs, targets, h0=None):
         """Loss (sum over time, mean over batch), exact unclipped gradients, last hidden state.

@@ -140,6 +140,7 @@ class Trainer:
         self._grads = param_views(self._grad_flat, shapes)
         self._grad_sq = np.empty_like(self._grad_flat)
         self._block_starts = np.cumsum([0] + [int(np.prod(s)) for s in shapes.values()])[:-1]
+        self._work = self.model.workspace(self.batch_size, self.seq_length)
 
     @property
     def epoch(self) -> float:
@@ -191,7 +192,7 @@ class Trainer:
         h0 = np.zeros_like(self.hprev) if reset else self.hprev
         x, y = self._windows(p)
         model = self.model
-        loss, _, hs, _, dh, _ = model._loss_and_grads(x, y, h0, out=self._grads, keep_ps=False)
+        loss, _, hs, _, dh, _ = model._loss_and_grads(x, y, h0, out=self._grads, keep_ps=False, work=self._work)
         if not math.isfinite(loss):
             raise self._diverged("loss", loss)
         g, g_sq = self._grad_flat, self._grad_sq
@@ -216,7 +217,7 @@ class Trainer:
         self.chars_seen += self.batch_size * self.seq_length
         self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
         clip_fraction = clipped / g.size
-        self.last_stats = StepStats(dh, loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
+        self.last_stats = StepStats(dh.copy(), loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
                                     step_time=time.perf_counter() - t0)
         self.history.append((self.iteration, loss, self.smooth_loss, clip_fraction, self._lr,
                              *(norms[k] for k in PARAM_NAMES)))
