@@ -209,7 +209,7 @@ class Trainer:
             np.clip(g, -clip, clip, out=g)
             np.minimum(g_sq, clip * clip, out=g_sq)   # stays the square of the clipped gradient
         # Finite, clipped gradients make a finite update: nothing can diverge past this point.
-        self.optimizer.update(model.flat_params(), g, self._lr, g_sq)
+        self.optimizer.update(model.flat_params(), g, self._lr, g_sq, consume=True)   # g, g_sq are scratch now
         # Commit the rest of the state only now that the step is known to be finite.
         self.hprev[...] = hs[-1]
         self.position = p + self.seq_length
@@ -217,6 +217,7 @@ class Trainer:
         self.chars_seen += self.batch_size * self.seq_length
         self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
         clip_fraction = clipped / g.size
+        # dh lives in the reused workspace: the stats keep a copy (a few microseconds).
         self.last_stats = StepStats(dh.copy(), loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
                                     step_time=time.perf_counter() - t0)
         self.history.append((self.iteration, loss, self.smooth_loss, clip_fraction, self._lr,
