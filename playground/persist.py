@@ -15,11 +15,17 @@ thread never touches streamlit: it reports through a SaveStatus the script threa
 
 The URL gets the id only once the run has been saved, so a reload never promises a run that was
 never stored. A save failure (disk full, no permission) never raises: the user is warned once.
+
+One link open in two tabs is two sessions training copies of one run. Each write records a version
+of the run id (in this process); a session that finds its run written by another session since it
+read or last wrote it does not overwrite it: its save goes to a new run id, and the tab follows its
+run there (new link, a message). Both lines of training are kept.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import secrets
 import threading
 import time
 import weakref
@@ -72,11 +78,19 @@ class SaveStatus:
         self.error: str | None = None          # the last failure, cleared by a later success
         self.saved_iteration: int | None = None
         self.saved_at: float | None = None     # time.time() of the last successful save
+        self.version: str | None = None        # version of the run this session last read or wrote
+        self.moved_to: str | None = None       # run id its saves went to after a conflict
 
     def succeeded(self, iteration: int, at: float | None = None) -> None:
         with self._lock:
             self.error, self.saved_iteration = None, iteration
             self.saved_at = time.time() if at is None else at
+
+    def wrote(self, run_id: str, version: str, moved: bool) -> None:
+        with self._lock:
+            self.version = version
+            if moved:
+                self.moved_to = run_id
 
     def failed(self, message: str) -> None:
         with self._lock:
@@ -92,18 +106,20 @@ class _Job:
 
 
 class _SaveWorker:
-    """One daemon thread per process writing queued snapshots; only the newest per run id is kept."""
+    """One daemon thread per process writing queued snapshots; only the newest per session and
+    run id is kept (two sessions saving one run id are both written: see _write)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._pending: dict[str, _Job] = {}
-        self._busy: set[str] = set()
+        self._pending: dict[tuple[str, int], _Job] = {}
+        self._busy: set[tuple[str, int]] = set()
         self._thread: threading.Thread | None = None
 
     def submit(self, job: _Job) -> None:
+        key = (job.run_id, id(job.status))   # the job holds its status, so the id stays unique
         with self._cond:
-            self._pending.pop(job.run_id, None)      # re-insert: oldest-waiting ids are written first
-            self._pending[job.run_id] = job
+            self._pending.pop(key, None)      # re-insert: the oldest-waiting are written first
+            self._pending[key] = job
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="rnn-playground-saver", daemon=True)
                 self._thread.start()
@@ -114,7 +130,7 @@ class _SaveWorker:
         def idle() -> bool:
             if run_id is None:
                 return not self._pending and not self._busy
-            return run_id not in self._pending and run_id not in self._busy
+            return all(key[0] != run_id for key in (*self._pending, *self._busy))
         with self._cond:
             return self._cond.wait_for(idle, timeout)
 
@@ -122,25 +138,47 @@ class _SaveWorker:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending))
-                run_id = next(iter(self._pending))
-                job = self._pending.pop(run_id)
-                self._busy.add(run_id)
+                key = next(iter(self._pending))
+                job = self._pending.pop(key)
+                self._busy.add(key)
             try:
                 _write(job)
             finally:
                 with self._cond:
-                    self._busy.discard(run_id)
+                    self._busy.discard(key)
                     self._cond.notify_all()
 
 
+# Version of each run id last written by this process (only the save thread writes it). Sessions
+# share one process, so this sees every writer of a run id.
+_VERSIONS: dict[str, str] = {}
+_VERSIONS_GUARD = threading.Lock()
+
+
+def current_version(run_id: str) -> str | None:
+    with _VERSIONS_GUARD:
+        return _VERSIONS.get(run_id)
+
+
 def _write(job: _Job) -> None:
+    status = job.status
+    target = status.moved_to or job.run_id
+    written = current_version(target)
+    moved = written is not None and written != status.version
+    if moved:   # another session wrote this run since this one read it: keep both, never overwrite
+        target = new_run_id()
+        log.info("run %s is open in two sessions; this one continues as %s", job.run_id[:6], target[:6])
     try:
-        job.store.save(job.run_id, job.snapshot.to_bytes())
+        job.store.save(target, job.snapshot.to_bytes())
     except Exception as exc:   # disk full, permissions, anything: the app must keep running
-        log.warning("saving run %s failed: %s", job.run_id[:6], exc)
-        job.status.failed(f"{type(exc).__name__}: {exc}")
+        log.warning("saving run %s failed: %s", target[:6], exc)
+        status.failed(f"{type(exc).__name__}: {exc}")
     else:
-        job.status.succeeded(job.snapshot.iteration)
+        version = secrets.token_hex(8)
+        with _VERSIONS_GUARD:
+            _VERSIONS[target] = version
+        status.wrote(target, version, moved)
+        status.succeeded(job.snapshot.iteration)
 
 
 _WORKER = _SaveWorker()
@@ -177,6 +215,9 @@ def _maybe_prune(store: RunStore, keep: str) -> None:
         removed = store.prune(keep=[keep])
         if removed:
             log.info("pruned %d old runs", len(removed))
+            with _VERSIONS_GUARD:
+                for run_id in removed:
+                    _VERSIONS.pop(run_id, None)
     except OSError as exc:
         log.warning("pruning runs failed: %s", exc)
 
@@ -211,6 +252,16 @@ def _signature(run: Run) -> tuple:
 def _flash(kind: str, message: str) -> None:
     # Same slot and format as state.flash (state imports this module, so not imported from there).
     st.session_state.flash = (kind, message)
+
+
+def _follow_move(sp: SessionPersist) -> None:
+    """After a save went to a new run id (the run was open in another tab too), follow it there."""
+    moved_to = sp.status.moved_to
+    if moved_to and moved_to != sp.run_id:
+        sp.run_id = moved_to
+        _flash("info", "This run is open in another tab too. So that neither tab overwrites the other's "
+                       "training, this tab now continues it as a copy with its own link (now in the address "
+                       "bar); the other tab keeps the original link.")
 
 
 def _sync_url(sp: SessionPersist) -> None:
@@ -253,6 +304,7 @@ def restore_from_url() -> Run | None:
                 run = Run.from_bytes(payload)
                 sp = SessionPersist(requested, linked=True, saved_signature=_signature(run))
                 sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime)
+                sp.status.version = current_version(requested)   # what this session continues from
                 st.session_state[SESSION_KEY] = sp
                 _adopt_text(run)
                 _flash("success", f"Welcome back: your run on {run.corpus_label} continues at iteration "
@@ -272,6 +324,7 @@ def after_init() -> None:
     """Every script run: save a paused run that changed, keep ?run= in the URL, prune, warn once."""
     ss = st.session_state
     sp = _session()
+    _follow_move(sp)
     run = ss.run
     if sp.saved_signature is None:
         sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
@@ -310,9 +363,10 @@ def save_now() -> None:
 def autosave_if_due() -> None:
     """From the training tick: save when AUTOSAVE_SECONDS have passed since the last save."""
     sp = _session()
+    _follow_move(sp)
     if sp.throttle.due():
         save_now()
-        _sync_url(sp)
+    _sync_url(sp)
 
 
 def adopt_run(run: Run) -> None:
@@ -330,7 +384,9 @@ def adopt_run(run: Run) -> None:
 
 # ---------------------------------------------------------------- for the Save & load page
 def run_id() -> str:
-    return _session().run_id
+    sp = _session()
+    _follow_move(sp)
+    return sp.run_id
 
 
 def is_linked() -> bool:
@@ -344,6 +400,7 @@ def status() -> SaveStatus:
 def run_link(page_url: str | None) -> str | None:
     """Absolute link to this run: the app's address plus ?run=<id> (None before the first save)."""
     sp = _session()
+    _follow_move(sp)
     if not sp.linked:
         return None
     base = (page_url or "").split("?")[0].rstrip("/")

@@ -118,6 +118,50 @@ def test_a_failed_write_is_reported_in_the_status_not_raised():
     assert "No space left on device" in status.error and status.saved_at is None
 
 
+def save_as(store, run_id, run, status):
+    persist._WORKER.submit(persist._Job(store, run_id, persist.snapshot(run), status))
+    assert persist.wait_for_saves()
+
+
+def test_two_sessions_on_one_run_never_overwrite_each_other(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = new_run_id()
+    save_as(store, run_id, small_run(iterations=1), persist.SaveStatus())   # the shared starting point
+    tab_a, tab_b = persist.SaveStatus(), persist.SaveStatus()
+    tab_a.version = tab_b.version = persist.current_version(run_id)        # both opened the link
+    run_a, run_b = small_run(iterations=4), small_run(iterations=7)
+
+    save_as(store, run_id, run_a, tab_a)
+    save_as(store, run_id, run_b, tab_b)          # A wrote since B read: B's save goes elsewhere
+    moved = tab_b.moved_to
+    assert moved and moved != run_id and tab_a.moved_to is None
+    assert Run.from_bytes(store.load(run_id)).iteration == 4
+    assert Run.from_bytes(store.load(moved)).iteration == 7
+
+    run_a.step(1)
+    run_b.step(1)
+    save_as(store, run_id, run_a, tab_a)          # each goes on saving to its own file, no new copies
+    save_as(store, run_id, run_b, tab_b)          # (B's session may still name the old id)
+    assert sorted(saved_files(tmp_path)) == sorted([f"{run_id}.npz", f"{moved}.npz"])
+    assert Run.from_bytes(store.load(run_id)).iteration == 5
+    assert Run.from_bytes(store.load(moved)).iteration == 8
+
+
+def test_one_session_saving_repeatedly_or_after_a_failure_keeps_its_run_id(tmp_path):
+    store, status, run_id = RunStore(tmp_path), persist.SaveStatus(), new_run_id()
+    run = small_run(iterations=1)
+    for _ in range(3):                             # queued faster than written: replaced, then written
+        persist._WORKER.submit(persist._Job(store, run_id, persist.snapshot(run), status))
+        run.step(1)
+    assert persist.wait_for_saves()
+    save_as(FullDisk(), run_id, run, status)       # a failed write leaves the version as it was
+    assert status.error
+    save_as(store, run_id, run, status)
+    assert status.moved_to is None and status.error is None
+    assert saved_files(tmp_path) == [f"{run_id}.npz"]
+    assert Run.from_bytes(store.load(run_id)).iteration == run.iteration
+
+
 # ---------------------------------------------------------------- sessions in AppTest
 def test_a_fresh_session_stores_nothing_and_has_no_link_yet(data_dir):
     at = session()
@@ -258,3 +302,28 @@ def test_old_runs_are_pruned_once_but_never_the_sessions_own(data_dir):
     at.button(key="btn_step").click().run()
     persist.wait_for_saves()
     assert saved_files(data_dir) == [f"{mine_id}.npz"]
+
+
+def test_a_link_open_in_two_tabs_splits_into_two_runs_with_a_message(data_dir):
+    first = with_run(session(), hello_run(iterations=2))
+    first.button(key="btn_step").click().run()
+    persist.wait_for_saves()
+    run_id = first.session_state.persist.run_id
+    second = session(run_id)                       # the same link in a second tab
+    assert second.session_state.run.iteration == 3
+
+    first.button(key="btn_step").click().run()     # the first tab saves: it keeps the link
+    persist.wait_for_saves()
+    second.button(key="btn_step").click().run()    # the second's save goes to a new run id ...
+    persist.wait_for_saves()
+    second.button(key="btn_step").click().run()    # ... which its next script run follows
+    persist.wait_for_saves()
+
+    moved = second.session_state.persist.run_id
+    assert moved != run_id and second.query_params["run"] == moved
+    assert first.session_state.persist.run_id == run_id and first.query_params["run"] == run_id
+    assert any("open in another tab" in m.value for m in second.info)
+    store = RunStore(data_dir)
+    assert Run.from_bytes(store.load(run_id)).iteration == 4
+    assert Run.from_bytes(store.load(moved)).iteration == 5
+    assert session(moved).session_state.run.iteration == 5     # the new link reopens the copy
