@@ -79,10 +79,29 @@ def page_setup() -> None:
     runs it on its own: AppTest's switch_page, and a server's first request on a deep link, which
     Streamlit routes the old pages-folder way before st.navigation has run once.
     """
+    _leave_pages_folder_mode()
     st.set_page_config(page_title="RNN Playground", page_icon=":material/neurology:", layout="wide")
     init_session()
     sidebar()
     show_flash()
+
+
+def _leave_pages_folder_mode() -> None:
+    """Rerun through dashboard.py's st.navigation if Streamlit ran this page the pages-folder way.
+
+    Until some session in the server process has run st.navigation, Streamlit serves a request
+    for a page URL (/files, a reload on a page) from the pages/ folder: the page renders, but the
+    sidebar lists file names ("dashboard", "files", ...) instead of the app's pages, for that session,
+    until it happens to run dashboard.py. The switch is a class attribute of Streamlit's (no public
+    API); the rerun keeps the requested page, whose URL path is the same in both modes.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:   # a later Streamlit without it: nothing to leave
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def markdown_literal(text: str) -> str:

@@ -14,10 +14,10 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (assert_no_exception, chart_last_x, chart_y_title, metric_int, pause_and_settle,
-                      pause_button, read_iteration, start_button, step_button, wait_chart_last_x_above,
-                      wait_chart_y_title, wait_idle, wait_iteration_at_least, wait_metric_int_above,
-                      wait_training_past)
+from .harness import (AppServerError, assert_no_exception, chart_last_x, chart_y_title, metric_int, open_app,
+                      pause_and_settle, pause_button, read_iteration, serve_app, start_button, step_button,
+                      wait_chart_last_x_above, wait_chart_y_title, wait_idle, wait_iteration_at_least,
+                      wait_metric_int_above, wait_training_past)
 
 pytestmark = pytest.mark.browser
 
@@ -206,3 +206,59 @@ def test_three_sessions_train_their_own_runs(open_session):
         pause_and_settle(page)
     for page in sessions:
         assert_no_exception(page)
+
+
+RUN_IN_URL = re.compile(r"[?&]run=([A-Za-z0-9_-]+)")
+
+
+def step_once(page, expected: int) -> None:
+    step_button(page).click()
+    wait_iteration_at_least(page, expected)
+    wait_idle(page)
+
+
+def run_in_url(page) -> str:
+    match = RUN_IN_URL.search(page.url)
+    assert match, f"no ?run= in {page.url}"
+    return match.group(1)
+
+
+def test_one_link_in_two_tabs_becomes_two_runs(open_session):
+    first = open_session("files")
+    step_once(first, 1)
+    first.wait_for_url(RUN_IN_URL)
+    run_id = run_in_url(first)
+    second = open_session(f"files?run={run_id}")        # the same link in another tab
+    assert read_iteration(second) == 1
+
+    step_once(first, 2)                                  # the first tab saves to the link ...
+    step_once(second, 2)                                 # ... so the second's save goes to a copy,
+    step_once(second, 3)                                 # which the tab follows on its next run
+    second.wait_for_url(lambda url: RUN_IN_URL.search(url) and run_id not in url)
+    expect(second.get_by_text("open in another tab too")).to_be_visible()
+    moved = run_in_url(second)
+    assert run_in_url(first) == run_id and read_iteration(first) == 2
+
+    # Each link reopens its own line of training.
+    assert read_iteration(open_session(f"files?run={run_id}")) == 2
+    assert read_iteration(open_session(f"files?run={moved}")) == 3
+    for page in (first, second):
+        assert_no_exception(page)
+
+
+def test_a_fresh_server_opened_on_a_page_link_shows_the_apps_navigation(browser, tmp_path):
+    # Its own server: what matters is the first request the process ever serves.
+    try:
+        with serve_app(tmp_path / "runs") as server:
+            context, page = open_app(browser, f"{server.url}/hidden_states")
+            try:
+                nav = page.locator("[data-testid='stSidebarNav']")
+                for label in PAGES:
+                    expect(nav_link(page, label)).to_be_visible()
+                expect(nav.get_by_text("dashboard", exact=True)).to_have_count(0)   # not the pages folder
+                assert heading(page) == "Hidden states"
+                assert_no_exception(page)
+            finally:
+                context.close()
+    except AppServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
