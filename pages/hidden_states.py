@@ -11,6 +11,7 @@ from playground import analysis, figures, state, textviews
 MAX_CHARS = 2000          # characters read per text (forward pass + per-character HTML stay quick)
 HEATMAP_WINDOW = 120      # characters per heatmap view: more and the tick labels run together
 TOPK_WINDOW = 40          # positions per top-k view: each cell needs room for its frame
+TRAIL_WINDOW = 80         # points per state-space view: more and the character labels pile up
 FINDER_ROWS = 15
 EXCERPT_CHARS = 400
 
@@ -154,6 +155,42 @@ def _heatmap(reading: analysis.TextReading, text: str) -> None:
                "quote, a line break) is a unit worth opening in **One unit**. Hover for values.")
 
 
+TRAIL_DIRECTIONS = {"1 & 2": (1, 2), "2 & 3": (2, 3), "3 & 4": (3, 4)}
+
+
+def _trail(reading: analysis.TextReading, text: str) -> None:
+    T = len(text)
+    if T < 3:
+        st.info("Type at least three characters: the path needs a few steps to have a shape.")
+        return
+    trail = analysis.state_trail(reading.hs, n_components=4)   # over the whole text: sliding moves no point
+    window_col, directions_col = st.columns([3, 1], vertical_alignment="bottom")
+    with directions_col:
+        choice = st.segmented_control("Directions", list(TRAIL_DIRECTIONS), default="1 & 2", key="hs_trail_dirs",
+                                      persist_state="session",
+                                      help="Which principal components to look along: 1 is the direction in which "
+                                           "h varies most over this text, 2 the next (at right angles), and so on.")
+    a, b = TRAIL_DIRECTIONS[choice or "1 & 2"]
+    start = 0
+    with window_col:
+        if T > TRAIL_WINDOW:
+            start = st.slider(f"First character shown ({TRAIL_WINDOW} at a time)", 0, T - TRAIL_WINDOW,
+                              key="hs_trail_start", step=1)
+    end = min(T, start + TRAIL_WINDOW)
+    fig = figures.state_trail_figure(trail.coords[start:end, [a - 1, b - 1]], text[start:end],
+                                     trail.explained[[a - 1, b - 1]], groups=analysis.char_classes(text[start:end]),
+                                     first_t=start, directions=(a, b),
+                                     title=f"h_t for characters {start}–{end - 1}, seen along directions {a} and {b}")
+    st.plotly_chart(fig, key="hs_trail", width="stretch")
+    st.caption(f"Each point is the whole {H}-number hidden state right after reading the character written on "
+               "it, flattened onto two of the directions along which h varies most over this text (principal "
+               "components; the axis titles say how much of the variation each one carries). Lines join the "
+               "points in reading order; the colour is the kind of character just read (click the legend to "
+               "hide one). Points of one colour gathering together mean the state remembers what was just "
+               "read; a path that hops between a few corners on every character is an oscillation of the "
+               "recurrence — then try directions 2 & 3 or 3 & 4. Hover for t.")
+
+
 def _predictions(reading: analysis.TextReading, text: str) -> None:
     T = len(text)
     if T < 2:
@@ -210,11 +247,14 @@ def main() -> None:
     st.caption(f"Model as of iteration {run.iteration:,}. While training runs, any click here re-reads the "
                "text with the newest weights.")
 
-    heat_tab, unit_tab, pred_tab = st.tabs(["All units (heatmap)", "One unit at a time", "Predictions & surprise"])
+    heat_tab, unit_tab, trail_tab, pred_tab = st.tabs(
+        ["All units (heatmap)", "One unit at a time", "Path in state space", "Predictions & surprise"])
     with heat_tab:
         _heatmap(reading, text)
     with unit_tab:
         _one_unit(reading, text)
+    with trail_tab:
+        _trail(reading, text)
     with pred_tab:
         _predictions(reading, text)
 

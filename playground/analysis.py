@@ -123,6 +123,24 @@ def text_features(text: str) -> dict[str, np.ndarray]:
     }
 
 
+CHAR_CLASSES = ("space", "line break", "lowercase letter", "capital letter", "digit", "punctuation & other")
+
+
+def char_classes(text: str) -> list[str]:
+    """The CHAR_CLASSES name of each character of ``text``, for colouring points by what was read."""
+    def one(c: str) -> str:
+        if c == "\n":
+            return "line break"
+        if c.isspace():
+            return "space"
+        if c.isdigit():
+            return "digit"
+        if c.isalpha():
+            return "capital letter" if c.isupper() else "lowercase letter"
+        return "punctuation & other"
+    return [one(c) for c in text]
+
+
 # ---------------------------------------------------------------- unit finder
 
 
@@ -267,6 +285,49 @@ def top_k_accuracy(ps, ids, k: int) -> float:
         return float("nan")
     best, _ = top_k(np.asarray(ps, dtype=float)[:-1], k)
     return float(np.mean(np.any(best == ids[1:, None], axis=1)))
+
+
+@dataclass(frozen=True)
+class StateTrail:
+    """Hidden states projected on their principal components (the state-space "trail").
+
+    coords (T, K): h_t along the K directions in which h varies most over the text, most first;
+    explained (K,): the fraction of the variance of h along each (0 where there is none);
+    components (K, H): those directions (unit vectors in hidden space).
+    """
+
+    coords: np.ndarray
+    explained: np.ndarray
+    components: np.ndarray
+
+
+def state_trail(hs, n_components: int = 4) -> StateTrail:
+    """PCA of hs (T, H) over time: centre on the mean state, then the top right singular vectors.
+
+    Each direction's sign is fixed so that its largest loading is positive, so the picture does not
+    flip between reruns. Directions that do not exist (fewer steps or units, no variation) are zero.
+    """
+    hs = _check_hs(hs)
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
+    T, H = hs.shape
+    K = n_components
+    coords, explained, components = np.zeros((T, K)), np.zeros(K), np.zeros((K, H))
+    if T < 2 or H == 0:
+        return StateTrail(coords, explained, components)
+    centred = hs - hs.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    total = float(np.sum(singular ** 2))
+    if total <= 0.0:
+        return StateTrail(coords, explained, components)
+    for i in range(min(K, vt.shape[0])):
+        direction = vt[i]
+        if direction[np.argmax(np.abs(direction))] < 0:
+            direction = -direction
+        components[i] = direction
+        coords[:, i] = centred @ direction
+        explained[i] = singular[i] ** 2 / total
+    return StateTrail(coords, explained, components)
 
 
 @dataclass(frozen=True)

@@ -389,6 +389,60 @@ def hidden_heatmap(hs, chars: str | Sequence[str], *, title: str = "Hidden state
     return fig
 
 
+# Colours for analysis.CHAR_CLASSES in the state-space trail (any other group: MAIN_COLOUR).
+GROUP_COLOURS = {"space": "#1f77b4", "line break": "#d62728", "lowercase letter": "#2ca02c",
+                 "capital letter": "#ff7f0e", "digit": "#8c564b", "punctuation & other": "#9467bd"}
+
+
+def state_trail_figure(coords, chars: str | Sequence[str], explained, *, groups: Sequence[str] | None = None,
+                       first_t: int = 0, directions: tuple[int, int] = (1, 2),
+                       title: str = "The path of h_t, seen along its two main directions") -> go.Figure:
+    """The hidden state's path through a text: coords (T, 2) from analysis.state_trail, one point per
+    input character, labelled with it (whitespace made visible) and joined in reading order.
+
+    explained (2,): variance fractions, for the axis titles. groups: a name per point (e.g. the
+    character's class) -> one colour and legend entry each; None -> one colour. first_t: the time
+    step of row 0 (a window of a longer text). directions: the principal components' numbers, for
+    the axis titles. Equal axis scales, so distances are true.
+    """
+    coords = np.asarray(coords, dtype=float)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise ValueError(f"coords must have shape (T, 2), got {coords.shape}")
+    explained = _as_1d(explained, "explained")
+    if explained.shape[0] != 2:
+        raise ValueError(f"explained must hold 2 fractions, got {explained.shape[0]}")
+    T = coords.shape[0]
+    labels = [_hover_safe(c) for c in _char_ticks(chars, T)]
+    groups = ["all"] * T if groups is None else list(groups)
+    if len(groups) != T:
+        raise ValueError(f"groups must have one name per point ({T}), got {len(groups)}")
+    fig = go.Figure()
+    _style(fig, title=title, height=HEATMAP_HEIGHT + 80,
+           x_title=f"direction {directions[0]} ({explained[0]:.0%} of the variation)",
+           y_title=f"direction {directions[1]} ({explained[1]:.0%} of the variation)")
+    if T == 0:
+        return _empty_note(fig, "No hidden states to show")
+    fig.add_trace(go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="lines", name="reading order",
+                             line=dict(color="#d0d0d0", width=1), hoverinfo="skip"))
+    for group in dict.fromkeys(groups):          # first-seen order
+        idx = [i for i, g in enumerate(groups) if g == group]
+        colour = GROUP_COLOURS.get(group, MAIN_COLOUR)
+        fig.add_trace(go.Scatter(
+            x=coords[idx, 0], y=coords[idx, 1], mode="markers+text", name=group,
+            text=[labels[i] for i in idx], textposition="top center",
+            textfont=dict(family="monospace", size=11, color="#555"),
+            customdata=[[first_t + i, labels[i]] for i in idx],
+            marker=dict(size=9, color=colour, opacity=0.85, line=dict(width=0.5, color="white")),
+            hovertemplate="t = %{customdata[0]}, after '%{customdata[1]}'<br>(%{x:+.3f}, %{y:+.3f})"
+                          f"<extra>{_hover_safe(group)}</extra>",
+        ))
+    fig.add_annotation(x=coords[0, 0], y=coords[0, 1], text="start", showarrow=True, arrowhead=2, ax=-30,
+                       ay=30, font=dict(size=11, color="#444"))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, zeroline=False)
+    fig.update_xaxes(zeroline=False)
+    return fig
+
+
 def _matrix_axis_titles(name: str) -> tuple[str, str]:
     """(x_title, y_title) for the engine's parameter names; generic otherwise."""
     return {

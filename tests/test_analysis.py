@@ -267,3 +267,42 @@ def test_describe_char_names_invisible_characters():
     assert A.describe_char(" ") == "space (U+0020)"
     assert A.describe_char("\x01") == "\\x01 (U+0001)"
     assert A.describe_char("é") == "'é' (U+00E9)"
+
+
+# ---------------------------------------------------------------- state-space trail (PCA)
+def test_state_trail_recovers_a_plane_the_states_move_in():
+    rng = np.random.default_rng(5)
+    basis = np.linalg.qr(rng.standard_normal((12, 2)))[0].T          # two orthonormal directions in R^12
+    plane = np.c_[3.0 * rng.standard_normal(40), 1.0 * rng.standard_normal(40)]
+    hs = plane @ basis + 0.2                                          # an offset the centring removes
+    trail = A.state_trail(hs, n_components=2)
+    assert trail.coords.shape == (40, 2) and trail.components.shape == (2, 12)
+    np.testing.assert_allclose(trail.explained.sum(), 1.0)
+    assert trail.explained[0] > trail.explained[1] > 0.0
+    # Pairwise distances in the plane are the distances between the states themselves.
+    d_states = np.linalg.norm(hs[:, None] - hs[None], axis=-1)
+    d_trail = np.linalg.norm(trail.coords[:, None] - trail.coords[None], axis=-1)
+    np.testing.assert_allclose(d_trail, d_states, atol=1e-9)
+    for direction in trail.components:                                # signs fixed: largest loading > 0
+        assert direction[np.argmax(np.abs(direction))] > 0
+        np.testing.assert_allclose(np.linalg.norm(direction), 1.0)
+
+
+def test_state_trail_of_too_few_or_constant_states_is_all_zeros():
+    for hs in (np.zeros((1, 5)), np.ones((6, 5))):
+        trail = A.state_trail(hs)
+        assert not trail.coords.any() and not trail.explained.any()
+    with pytest.raises(ValueError, match="2-D"):
+        A.state_trail(np.zeros(5))
+    with pytest.raises(ValueError, match="n_components must be an integer >= 1, got 0"):
+        A.state_trail(np.zeros((3, 5)), n_components=0)
+
+
+def test_state_trail_directions_are_ordered_orthonormal_and_missing_ones_are_zero():
+    hs = np.random.default_rng(6).standard_normal((30, 3))
+    trail = A.state_trail(hs, n_components=4)                        # only 3 directions exist in R^3
+    assert trail.coords.shape == (30, 4)
+    assert np.all(np.diff(trail.explained[:3]) <= 0) and trail.explained[3] == 0.0
+    np.testing.assert_allclose(trail.explained.sum(), 1.0)
+    np.testing.assert_allclose(trail.components[:3] @ trail.components[:3].T, np.eye(3), atol=1e-12)
+    assert not trail.coords[:, 3].any()

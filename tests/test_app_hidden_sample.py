@@ -50,7 +50,7 @@ def hidden():
     return _open(HIDDEN)
 
 
-def test_hidden_states_reads_the_default_excerpt_and_draws_all_three_views(hidden):
+def test_hidden_states_reads_the_default_excerpt_and_draws_all_views(hidden):
     at = hidden
     run = _run(at)
     text = at.text_area(key="hs_text").value
@@ -61,13 +61,26 @@ def test_hidden_states_reads_the_default_excerpt_and_draws_all_three_views(hidde
     reading = analysis.read_text(run.trainer.model, run.vocab.encode(text))
     assert metrics["Bits per char"] == f"{reading.bits_per_char:.2f}"
     charts = _charts(at)
-    assert len(charts) == 2
+    assert len(charts) == 3
     heatmap, topk = (next(s for s in charts if s["data"][0]["type"] == "heatmap" and
                           s["data"][0]["colorbar"]["title"]["text"] == name) for name in ("h", "p"))
     z = _array(heatmap["data"][0]["z"])
     assert z.shape == (run.trainer.model.hidden_size, min(len(text), 120))     # units x characters
     np.testing.assert_allclose(z, reading.hs[:120].T)
     assert _array(topk["data"][0]["z"]).shape == (5, 40)
+    trail = next(s for s in charts if s["data"][0]["type"] == "scatter")        # the path in state space
+    path = trail["data"][0]
+    expected = analysis.state_trail(reading.hs).coords[:80, :2]
+    np.testing.assert_allclose(np.c_[_array(path["x"]), _array(path["y"])], expected)
+    assert {t["name"] for t in trail["data"][1:]} <= set(analysis.CHAR_CLASSES)
+
+    at.segmented_control(key="hs_trail_dirs").set_value("3 & 4").run()    # other principal directions
+    trail = next(s for s in _charts(at) if s["data"][0]["type"] == "scatter")
+    path = trail["data"][0]
+    expected = analysis.state_trail(reading.hs).coords[:80, 2:4]
+    np.testing.assert_allclose(np.c_[_array(path["x"]), _array(path["y"])], expected)
+    assert trail["layout"]["xaxis"]["title"]["text"].startswith("direction 3")
+    assert "of the variation" in trail["layout"]["xaxis"]["title"]["text"]
 
 
 def test_hidden_states_out_of_vocabulary_text_shows_an_error_not_a_traceback(hidden):

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from playground import analysis as A
 from playground import figures as F
 
 T, V = 25, 65
@@ -352,3 +353,36 @@ def test_every_figure_has_fixed_height_and_template():
         assert isinstance(fig.layout.height, int) and fig.layout.height > 0
         assert fig.layout.margin.t <= 60
         assert fig.layout.plot_bgcolor == F.BACKGROUND
+
+
+def test_state_trail_figure_labels_points_with_visible_characters_in_reading_order():
+    coords = np.array([[0.0, 0.0], [1.0, 0.5], [2.0, -1.0], [0.5, 0.5]])
+    fig = F.state_trail_figure(coords, "a b\n", [0.6, 0.3], first_t=10)
+    line, points = fig.data
+    np.testing.assert_array_equal(line.x, coords[:, 0])                 # the path, in reading order
+    np.testing.assert_array_equal(points.y, coords[:, 1])
+    assert list(points.text) == ["a", "␣", "b", "⏎"]
+    assert [row[0] for row in points.customdata] == [10, 11, 12, 13]     # time steps for the hover
+    assert fig.layout.xaxis.title.text == "direction 1 (60% of the variation)"
+    assert fig.layout.yaxis.scaleanchor == "x"
+
+
+def test_state_trail_figure_colours_one_trace_per_group():
+    coords = np.arange(10.0).reshape(5, 2)
+    fig = F.state_trail_figure(coords, "ab c\n", [0.5, 0.2], groups=["x", "x", "sp", "x", "nl"])
+    names = [trace.name for trace in fig.data[1:]]
+    assert names == ["x", "sp", "nl"]
+    assert list(fig.data[1].text) == ["a", "b", "c"] and list(fig.data[2].text) == ["␣"]
+    classes = A.char_classes("aB 1,\n")
+    assert classes == ["lowercase letter", "capital letter", "space", "digit", "punctuation & other", "line break"]
+    assert set(classes) == set(A.CHAR_CLASSES) and set(F.GROUP_COLOURS) == set(A.CHAR_CLASSES)
+
+
+def test_state_trail_figure_rejects_mismatched_inputs():
+    coords = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="one character per time step"):
+        F.state_trail_figure(coords, "abc", [0.6, 0.3])
+    with pytest.raises(ValueError, match=r"shape \(T, 2\)"):
+        F.state_trail_figure(np.zeros((4, 3)), "abcd", [0.6, 0.3])
+    with pytest.raises(ValueError, match="one name per point"):
+        F.state_trail_figure(coords, "abcd", [0.6, 0.3], groups=["a"])
