@@ -85,6 +85,7 @@ class TickReport:
     iterations: int = 0
     seconds: float = 0.0
     alert: str | None = None      # set when the guard paused training
+    reached: int | None = None    # the stop_at iteration, when this tick reached it
 
 
 class Run:
@@ -156,12 +157,18 @@ class Run:
         """Exactly ``n`` iterations (the Step button), under the same guard as ticks."""
         return self._advance(lambda done: done >= n, chunk=n)
 
-    def tick(self, seconds: float, clock=time.perf_counter) -> TickReport:
-        """Train for about ``seconds`` of wall time in chunks of ~10 ms, then return."""
+    def tick(self, seconds: float, clock=time.perf_counter, stop_at: int | None = None) -> TickReport:
+        """Train for about ``seconds`` of wall time in chunks of ~10 ms, then return. With ``stop_at``
+        above the current iteration, stop exactly there (report.reached says so)."""
         deadline = clock() + seconds
-        return self._advance(lambda done: clock() >= deadline, chunk=None, clock=clock)
+        if stop_at is not None and stop_at <= self.iteration:
+            stop_at = None                 # already past it: nothing to stop at
+        report = self._advance(lambda done: clock() >= deadline, chunk=None, clock=clock, stop_at=stop_at)
+        if stop_at is not None and self.iteration == stop_at and report.alert is None:
+            report.reached = stop_at
+        return report
 
-    def _advance(self, finished, chunk=None, clock=time.perf_counter) -> TickReport:
+    def _advance(self, finished, chunk=None, clock=time.perf_counter, stop_at: int | None = None) -> TickReport:
         report = TickReport()
         t0 = clock()
         tr = self.trainer
@@ -170,8 +177,10 @@ class Run:
             # first Adagrad steps overshoot, and a first point taken among them misleads).
             tr.validate()
             self._last_val = clock()
-        while not finished(report.iterations):
+        while not finished(report.iterations) and (stop_at is None or tr.iteration < stop_at):
             n = chunk or self._chunk_size()
+            if stop_at is not None:
+                n = min(n, stop_at - tr.iteration)
             start_iter = tr.iteration
             try:
                 tr.step(n)

@@ -25,6 +25,7 @@ TRAIN_SECONDS = 0.3    # training time inside each tick; the status line is draw
 # Charts refresh less often than training ticks: building and drawing them costs ~50-80 ms of the
 # server and more of the browser; at the tick rate that would eat a third of the training time.
 LIVE_REFRESH_SECONDS = 2.0
+MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
 
 
 def live_interval() -> float | None:
@@ -221,6 +222,11 @@ def sidebar() -> None:
                   width="stretch", type="primary" if pending else "secondary",
                   help="Start a fresh model from the settings on the Train page. "
                        f"The current {run.iteration:,} iterations of training are discarded.")
+        st.number_input("Pause at iteration", min_value=0, max_value=MAX_STOP_AT, step=1000, key="stop_at",
+                        persist_state="session",
+                        help="Training pauses by itself when the run reaches this iteration, e.g. to look at "
+                             "the model at a planned moment in a lecture. 0: never. A number the run has "
+                             "already passed is ignored.")
         training_status()
 
 
@@ -229,12 +235,19 @@ def _tick() -> None:
     with run_lock():
         if not ss.running:
             return
-        report = get_run().tick(TRAIN_SECONDS)
-        persist.autosave_if_due()
+        report = get_run().tick(TRAIN_SECONDS, stop_at=ss.get("stop_at") or None)
+        if report.reached is not None:
+            ss.running = False
+            persist.save_now()
+        else:
+            persist.autosave_if_due()
     if report.alert:
         ss.running = False
         flash("error", report.alert)
         st.rerun()   # a full rerun turns the fragment's timer off
+    if report.reached is not None:
+        flash("success", f"Paused at iteration {report.reached:,}, as set in the sidebar.")
+        st.rerun()
 
 
 def _status_body() -> None:

@@ -48,6 +48,17 @@ def test_start_and_pause_switch_the_running_state(app):
     assert app.session_state.running is False
 
 
+def test_pause_at_iteration_stops_training_exactly_there_and_says_so(app):
+    app.number_input(key="stop_at").set_value(5).run()
+    app.button(key="btn_start").click().run()           # the tick inside this run reaches 5 and pauses
+    assert not app.exception
+    assert iteration(app) == 5 and app.session_state.running is False
+    assert any("Paused at iteration 5" in s.value for s in app.success)
+    assert "btn_start" in {b.key for b in app.button}
+    app.button(key="btn_start").click().run()           # past the target: Start trains on
+    assert iteration(app) > 5 and app.session_state.running is True
+
+
 def test_reset_reinitialises_with_a_new_hidden_size_and_says_what_is_lost(app):
     app.button(key="btn_step").click().run()
     app.select_slider(key="cfg_hidden_size").set_value(32).run()

@@ -75,6 +75,23 @@ def test_tick_trains_for_the_given_clock_time_and_samples_periodically():
     assert len(run.trainer.val_history) >= 1
 
 
+def test_tick_stops_exactly_at_the_requested_iteration():
+    run = small_run()
+    now = [0.0]
+
+    def clock():
+        now[0] += 0.001
+        return now[0]
+
+    report = run.tick(60.0, clock=clock, stop_at=7)      # a long tick, cut short by the target
+    assert run.iteration == 7 and report.iterations == 7 and report.reached == 7
+    report = run.tick(0.02, clock=clock, stop_at=7)      # already there: trains on, stops at nothing
+    assert run.iteration > 7 and report.reached is None
+    before = run.iteration
+    report = run.tick(0.02, clock=clock, stop_at=None)
+    assert run.iteration > before and report.reached is None
+
+
 def test_samples_are_bounded():
     run = small_run(sample_every=1)
     for _ in range(MAX_SAMPLES_KEPT + 15):

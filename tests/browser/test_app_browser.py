@@ -262,3 +262,16 @@ def test_a_fresh_server_opened_on_a_page_link_shows_the_apps_navigation(browser,
                 context.close()
     except AppServerError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def test_training_pauses_by_itself_at_the_iteration_set_in_the_sidebar(page):
+    target = page.locator(".st-key-stop_at input")
+    target.fill("1500")
+    target.press("Enter")
+    wait_idle(page)
+    start_button(page).click()
+    expect(page.get_by_text("Paused at iteration 1,500, as set in the sidebar.")).to_be_visible()
+    expect(start_button(page)).to_be_visible()
+    wait_idle(page)
+    assert read_iteration(page) == 1500 and metric_int(page, "Iteration") == 1500
+    assert_no_exception(page)
