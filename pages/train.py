@@ -68,6 +68,31 @@ with settings:
                    f"{run.iteration:,} iterations of training.", icon=":material/restart_alt:")
 
 UNIT_KEYS = list(figures.UNITS)
+CLASSIC_SMOOTHING = "min-char-rnn"
+SMOOTHING_OPTIONS = [CLASSIC_SMOOTHING, 0.0, 0.6, 0.9, 0.95, 0.99, 0.995, 0.999]
+
+
+def _compact(n: int) -> str:
+    """1,234 / 381.4k / 12.3M: fits a metric column at any count."""
+    if n < 100_000:
+        return f"{n:,}"
+    return f"{n / 1e3:.1f}k" if n < 10_000_000 else f"{n / 1e6:.1f}M"
+
+
+def _smoothing_label(option) -> str:
+    if option == CLASSIC_SMOOTHING:
+        return "min-char-rnn"
+    return "none" if option == 0.0 else f"{option:g}"
+
+
+def _smoothed(hist: dict) -> tuple:
+    """The bold line of the loss chart, per the Smoothing control: (values (N,), legend name)."""
+    option = ss.get("loss_smoothing", CLASSIC_SMOOTHING)
+    if option == CLASSIC_SMOOTHING:
+        return hist["smooth_loss"], "smoothed loss (min-char-rnn)"
+    if option == 0.0:
+        return hist["loss"], "loss (no smoothing)"
+    return figures.debiased_ema(hist["iteration"], hist["loss"], option), f"smoothed loss ({option:g}, debiased)"
 
 
 @st.fragment(run_every=state.live_interval())
@@ -77,17 +102,20 @@ def live_panel() -> None:
     m = st.columns(6)
     m[0].metric("Iteration", f"{tr.iteration:,}")
     m[1].metric("Epoch", f"{tr.epoch:.2f}")
-    m[2].metric("Characters seen", f"{tr.chars_seen:,}")
+    m[2].metric("Characters", _compact(tr.chars_seen), help=f"Characters read in training so far: {tr.chars_seen:,}")
     m[3].metric("Iterations/s", f"{run.iterations_per_second:,.0f}" if ss.running else "—")
-    m[4].metric("Smoothed loss", f"{tr.smooth_loss:.2f}", help="Nats per window of T characters, as min-char-rnn prints it")
+    m[4].metric("Smooth loss", f"{tr.smooth_loss:.2f}",
+                help="min-char-rnn's smoothed loss: nats per window of T characters, as it prints it")
     m[5].metric("Bits per char", f"{run.bits_per_char:.3f}")
 
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss")
     val = tr.val_history.as_arrays()
-    st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"],
+    smooth, smooth_label = _smoothed(hist)
+    st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=ss.loss_unit, val_iterations=val["iteration"],
-                                        val_bits_per_char=val["val_bits_per_char"], max_points=1000),
+                                        val_bits_per_char=val["val_bits_per_char"], max_points=1000,
+                                        smooth_label=smooth_label),
                     key="loss_chart", width="stretch")
 
     inputs, _, h0, chars = window_chars(run)
@@ -106,6 +134,13 @@ def live_panel() -> None:
 with live:
     st.segmented_control("Loss unit", UNIT_KEYS, key="loss_unit", format_func=figures.UNITS.get,
                          help="Per window is min-char-rnn's number: the loss summed over T characters.")
+    smoothing_col, _ = st.columns([2, 3])
+    smoothing_col.select_slider(
+        "Smoothing", SMOOTHING_OPTIONS, value=CLASSIC_SMOOTHING, key="loss_smoothing", format_func=_smoothing_label,
+        help="The bold line. **min-char-rnn**: its own running average, 0.999 × old + 0.001 × loss from the "
+             "untrained loss on, so it lags far behind at the start. **A number w**: an average over about "
+             "1/(1−w) iterations that follows the loss from the first iteration (debiased, as TensorBoard "
+             "smooths). **none**: the loss itself.")
     if ss.loss_unit is None:
         ss.loss_unit = "window"
     live_panel()

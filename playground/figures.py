@@ -232,6 +232,34 @@ def min_max_band(x, y, max_buckets: int = 1000) -> tuple[np.ndarray, np.ndarray,
 # ---------------------------------------------------------------- loss
 
 
+def debiased_ema(iterations, values, weight: float) -> np.ndarray:
+    """Exponential moving average of values (N,) that follows them from the first point (TensorBoard's
+    debiased smoothing), aware of gaps: across a step of d iterations the old average keeps weight**d,
+    so a thinned history (older rows every 2nd, 4th ... iteration) is smoothed as if it were whole.
+
+    s_n = (w^d s_{n-1} + (1 - w^d) y_n) / (1 - w^(i_n - i_0 + 1)) with s from 0: the division removes
+    the pull towards the zero start. weight in [0, 1): 0 returns the values; 0.999 averages over
+    ~1,000 iterations.
+    """
+    it = _as_1d(iterations, "iterations")
+    y = _as_1d(values, "values")
+    _same_length(it, "iterations", y, "values")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < 1.0:
+        raise ValueError(f"weight must be a number in [0, 1), got {weight!r}")
+    out = np.empty_like(y)
+    if y.shape[0] == 0 or weight == 0.0:
+        out[:] = y
+        return out
+    keep = np.power(weight, np.maximum(np.diff(it, prepend=it[0] - 1.0), 1.0))
+    # The recurrence itself is sequential: a plain loop over Python floats (~2 ms for 20,000 rows).
+    biased, total = [], 0.0
+    for k, step_in in zip(keep.tolist(), ((1.0 - keep) * y).tolist()):
+        total = k * total + step_in
+        biased.append(total)
+    np.divide(biased, 1.0 - np.power(weight, it - it[0] + 1.0), out=out)
+    return out
+
+
 def loss_figure(
     iterations,
     loss,
@@ -243,12 +271,13 @@ def loss_figure(
     val_iterations=None,
     val_bits_per_char=None,
     max_points: int = 2000,
+    smooth_label: str = "smoothed loss",
 ) -> go.Figure:
     """Training loss over iterations.
 
     iterations, loss, smooth_loss: (N,); loss values are nats per window (sum over T).
     Raw loss is a faint thin line, or a min/max band once N > max_points; smoothed
-    loss is bold; a dashed line marks the untrained loss ln(V)*T; optional validation
+    loss is bold (named ``smooth_label``); a dashed line marks the untrained loss ln(V)*T; optional validation
     points come in bits per char (val_iterations, val_bits_per_char: (M,)).
     Everything is converted to ``unit`` (see UNITS). N == 0 gives an empty chart
     that says "Press Start or Step to train".
@@ -320,7 +349,7 @@ def loss_figure(
                 x=sx,
                 y=sy,
                 mode="lines",
-                name="smoothed loss",
+                name=smooth_label,
                 line=dict(color=MAIN_COLOUR, width=2.5),
                 hovertemplate=f"iteration %{{x}}<br>smoothed %{{y:{fmt}}}<extra></extra>",
             )

@@ -1,4 +1,5 @@
 """The Train page and the shared sidebar in Streamlit's AppTest (no browser; run_every never fires)."""
+import base64
 import json
 from pathlib import Path
 
@@ -88,6 +89,31 @@ def test_loss_unit_changes_the_chart_axis(app):
     spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart")
                 if "loss" in json.loads(c.proto.spec)["layout"]["title"]["text"].lower())
     assert spec["layout"]["yaxis"]["title"]["text"] == "bits per char"
+
+
+def _loss_chart_line(app, name_part):
+    """y values (N,) of the loss chart's trace whose legend name contains ``name_part``."""
+    spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart")
+                if "loss" in json.loads(c.proto.spec)["layout"]["title"]["text"].lower())
+    y = next(t for t in spec["data"] if name_part in t.get("name", ""))["y"]
+    if isinstance(y, dict):   # a typed array: {"dtype", "bdata" (base64)}
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+    return np.asarray(y, dtype=float)
+
+
+def test_smoothing_control_chooses_the_bold_line(app):
+    from playground import figures
+
+    for _ in range(6):
+        app.button(key="btn_step").click().run()
+    hist = app.session_state.run.trainer.history.as_arrays()
+    np.testing.assert_allclose(_loss_chart_line(app, "min-char-rnn"), hist["smooth_loss"])   # the default
+    app.select_slider(key="loss_smoothing").set_value(0.9).run()
+    line = _loss_chart_line(app, "0.9, debiased")
+    np.testing.assert_allclose(line, figures.debiased_ema(hist["iteration"], hist["loss"], 0.9))
+    assert line[0] == pytest.approx(hist["loss"][0])                    # follows the loss from the start
+    app.select_slider(key="loss_smoothing").set_value(0.0).run()
+    np.testing.assert_allclose(_loss_chart_line(app, "no smoothing"), hist["loss"])
 
 
 def test_a_diverging_step_pauses_with_a_message_and_keeps_the_model(app):

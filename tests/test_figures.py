@@ -386,3 +386,30 @@ def test_state_trail_figure_rejects_mismatched_inputs():
         F.state_trail_figure(np.zeros((4, 3)), "abcd", [0.6, 0.3])
     with pytest.raises(ValueError, match="one name per point"):
         F.state_trail_figure(coords, "abcd", [0.6, 0.3], groups=["a"])
+
+
+def test_debiased_ema_follows_from_the_first_point_and_matches_the_textbook_recurrence():
+    y = np.array([10.0, 4.0, 7.0, 1.0, 3.0])
+    it = np.arange(1, 6)
+    w = 0.8
+    expected, s = [], 0.0
+    for n, value in enumerate(y, start=1):
+        s = w * s + (1 - w) * value
+        expected.append(s / (1 - w ** n))
+    np.testing.assert_allclose(F.debiased_ema(it, y, w), expected)
+    np.testing.assert_allclose(F.debiased_ema(it, np.full(5, 3.0), 0.99), 3.0)   # no pull towards 0
+    np.testing.assert_array_equal(F.debiased_ema(it, y, 0.0), y)
+
+
+def test_debiased_ema_treats_a_gap_of_d_iterations_as_d_steps():
+    # A history thinned as BoundedHistory thins (iterations 1, 3, 5, ... kept) of a loss that is
+    # constant over each dropped-and-kept pair (2, 3), (4, 5), ... smooths, at the kept rows, to what
+    # the whole history gives.
+    whole_it = np.arange(1, 14)
+    whole = np.r_[8.0, np.repeat([9.0, 5.0, 6.0, 2.0, 4.0, 3.0], 2)]
+    full = F.debiased_ema(whole_it, whole, 0.7)
+    np.testing.assert_allclose(F.debiased_ema(whole_it[::2], whole[::2], 0.7), full[::2])
+    with pytest.raises(ValueError, match=r"weight must be a number in \[0, 1\), got 1.0"):
+        F.debiased_ema(whole_it, whole, 1.0)
+    with pytest.raises(ValueError, match="same length"):
+        F.debiased_ema(whole_it, whole[:3], 0.5)
