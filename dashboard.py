@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/description:"),
     st.Page("pages/hidden_states.py", title="Hidden states", icon=":material/grid_on:"),
     st.Page("pages/sample.py", title="Sample", icon=":material/edit_note:"),
+    st.Page("pages/guess.py", title="Guess", icon=":material/sports_esports:"),
     st.Page("pages/backprop.py", title="Backprop", icon=":material/undo:"),
     st.Page("pages/files.py", title="Save & load", icon=":material/save:"),
 ]

@@ -1,6 +1,8 @@
 """Shared fixtures for the rnn_core engine tests: small deterministic texts, a trainer factory, an
 independent per-timestep reference of the RNN math, and exact snapshots of a trainer's state."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,21 @@ def assert_same_state(a, b):
 def trainer_state():
     """(snapshot, assert_same_state): exact copies of a trainer's state and their exact comparison."""
     return snapshot, assert_same_state
+
+
+DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
+
+
+@pytest.fixture
+def open_page():
+    """factory(page, timeout=30) -> an AppTest of the app (dashboard.py) switched to ``page``
+    (e.g. "pages/guess.py") and run once, without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_one(page: str, timeout: float = 30):
+        at = AppTest.from_file(DASHBOARD, default_timeout=timeout)
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception
+        return at
+    return open_one

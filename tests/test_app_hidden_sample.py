@@ -3,26 +3,15 @@ sample with the session's model, and answer bad input with an error instead of a
 
 import base64
 import json
-import pathlib
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from playground import analysis
 from playground.run import Run, RunConfig
 
-DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
 HIDDEN = "pages/hidden_states.py"
 SAMPLE = "pages/sample.py"
-
-
-def _open(page):
-    at = AppTest.from_file(DASHBOARD, default_timeout=30)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception
-    return at
 
 
 def _run(at):
@@ -46,8 +35,8 @@ def _charts(at):
 
 
 @pytest.fixture
-def hidden():
-    return _open(HIDDEN)
+def hidden(open_page):
+    return open_page(HIDDEN)
 
 
 def test_hidden_states_reads_the_default_excerpt_and_draws_all_views(hidden):
@@ -168,8 +157,8 @@ def test_most_variable_ranking_matches_the_analysis(hidden):
 
 
 @pytest.fixture
-def sample():
-    return _open(SAMPLE)
+def sample(open_page):
+    return open_page(SAMPLE)
 
 
 def test_sample_page_renders_with_the_first_character_distribution(sample):

@@ -22,9 +22,9 @@ from .harness import (AppServerError, assert_no_exception, chart_last_x, chart_y
 pytestmark = pytest.mark.browser
 
 LOSS_CHART = "loss_chart"
-SMOOTH_TRACE = "smoothed loss"
+SMOOTH_TRACE = "smoothed loss (min-char-rnn)"
 # Sidebar navigation label -> URL path of that page (dashboard.py's st.Page list).
-PAGES = {"Train": "", "Data": "data", "Hidden states": "hidden_states", "Sample": "sample",
+PAGES = {"Train": "", "Data": "data", "Hidden states": "hidden_states", "Sample": "sample", "Guess": "guess",
          "Backprop": "backprop", "Save & load": "files"}
 
 

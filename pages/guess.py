@@ -1,0 +1,93 @@
+"""Guess: you against the model, predicting the next character of a passage it never trained on."""
+import random
+
+import streamlit as st
+
+from playground import analysis, game, state, textviews
+
+PASSAGE_CHARS = 400
+
+ss = st.session_state
+state.page_setup()
+run = state.get_run()
+model, vocab = run.trainer.model, run.vocab
+
+
+def _passage() -> str:
+    """A random stretch of the held-out text (the training text when there is none)."""
+    ids = run.trainer.val_ids if run.trainer.val_ids is not None else run.trainer.data
+    start = random.randrange(max(1, len(ids) - 2 * PASSAGE_CHARS))
+    return analysis.excerpt(vocab.decode(ids[start:start + 2 * PASSAGE_CHARS]), 1 if start else 0, PASSAGE_CHARS)
+
+
+def _new_game() -> None:
+    ss.guess_game = game.new_game(_passage())
+    ss.guess_run = id(run)
+    ss.guess_error = None
+
+
+@state.locked
+def _submit() -> None:
+    g: game.Game = ss.guess_game
+    char, problem = game.parse_guess(ss.get("guess_input", ""), vocab.chars)
+    ss.guess_error = problem
+    if problem or g.finished:
+        return
+    probs = analysis.next_char_probs(model, vocab.encode(g.passage[:g.position]))
+    game.play(g, char, probs, vocab.chars)
+
+
+if "guess_game" not in ss or ss.get("guess_run") != id(run) or len(ss.guess_game.passage) < 2:
+    _new_game()
+g: game.Game = ss.guess_game
+
+st.title("Guess the next character")
+st.caption("You and the network read the same passage, taken from text it never trained on. Before each "
+           "character, type what you think comes next; the network's guess is its most likely character. "
+           "It reads everything before the character from h = 0, one step per character, as in training.")
+
+
+def _show(c: str) -> str:
+    return textviews.escape_text(textviews.visible_char(c))
+
+
+def _context_html(context: str) -> str:
+    shown = "".join("&#9166;<br>" if c == "\n" else textviews.escape_text(c) for c in context)
+    return ('<div style="font-family:' + textviews.MONOSPACE + ';font-size:1.05rem;line-height:1.6;'
+            'white-space:pre-wrap;background:#f7f7f9;border-radius:6px;padding:10px 14px;">'
+            f'{shown}<span style="background:#e4572e;color:white;border-radius:3px;padding:0 5px;'
+            'margin-left:1px;">?</span></div>')
+
+
+score, board = st.columns([1, 3], gap="large")
+with score:
+    st.metric("Rounds", f"{g.rounds}")
+    st.metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""))
+    st.metric("The network", f"{g.model_hits}" + (f" ({g.model_hits / g.rounds:.0%})" if g.rounds else ""),
+              help=f"Its top guess, as of training iteration {run.iteration:,}. Train more and play again.")
+    st.button("New passage", key="guess_new", on_click=_new_game, icon=":material/refresh:", width="stretch")
+
+with board:
+    last = g.last
+    if last is not None:
+        def mark(right: bool) -> str:
+            return "— right" if right else "— wrong"
+        verdict = (f"It was **{_show(last.truth)}**. You guessed **{_show(last.guess)}** {mark(last.you_right)}; "
+                   f"the network guessed **{_show(last.model_guess)}** {mark(last.model_right)} (it gave "
+                   f"**{_show(last.truth)}** p = {last.model_p_truth:.2f}).")
+        (st.success if last.you_right else st.info)(verdict)
+        st.caption("The network's five most likely next characters: " + " · ".join(
+            f"**{_show(c)}** {p:.0%}" for c, p in last.model_top))
+    if g.finished:
+        st.info(f"End of the passage: you {g.your_hits}, the network {g.model_hits} out of {g.rounds}. "
+                "Press **New passage** to play on.")
+    else:
+        st.html(_context_html(g.context))
+        with st.form("guess_form", clear_on_submit=True, border=False):
+            typed_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+            typed_col.text_input("Your guess for ?", key="guess_input", max_chars=2,
+                                 placeholder="a character (\\n: line break)")
+            button_col.form_submit_button("Guess", key="guess_submit", on_click=_submit, type="primary",
+                                          width="stretch")
+        if ss.get("guess_error"):
+            st.error(textviews.escape_text(ss.guess_error), icon=":material/error:")
