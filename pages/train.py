@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from playground import figures, state
+from playground import compare, figures, state
 from playground.run import BUILTIN_LABELS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
@@ -68,7 +68,7 @@ with settings:
                    f"{run.iteration:,} iterations of training.", icon=":material/restart_alt:")
 
 UNIT_KEYS = list(figures.UNITS)
-CLASSIC_SMOOTHING = "min-char-rnn"
+CLASSIC_SMOOTHING = figures.CLASSIC_SMOOTHING
 SMOOTHING_OPTIONS = [CLASSIC_SMOOTHING, 0.0, 0.6, 0.9, 0.95, 0.99, 0.995, 0.999]
 
 
@@ -85,14 +85,12 @@ def _smoothing_label(option) -> str:
     return "none" if option == 0.0 else f"{option:g}"
 
 
-def _smoothed(hist: dict) -> tuple:
-    """The bold line of the loss chart, per the Smoothing control: (values (N,), legend name)."""
-    option = ss.get("loss_smoothing", CLASSIC_SMOOTHING)
-    if option == CLASSIC_SMOOTHING:
-        return hist["smooth_loss"], "smoothed loss (min-char-rnn)"
-    if option == 0.0:
-        return hist["loss"], "loss (no smoothing)"
-    return figures.debiased_ema(hist["iteration"], hist["loss"], option), f"smoothed loss ({option:g}, debiased)"
+def _keep_curve() -> None:
+    ss.kept_curves = compare.keep(ss.kept_curves, state.get_run())
+
+
+def _clear_curves() -> None:
+    ss.kept_curves = []
 
 
 @st.fragment(run_every=state.live_interval())
@@ -110,12 +108,14 @@ def live_panel() -> None:
 
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss")
     val = tr.val_history.as_arrays()
-    smooth, smooth_label = _smoothed(hist)
+    smoothing = ss.get("loss_smoothing", CLASSIC_SMOOTHING)
+    smooth, smooth_label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
     st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=ss.loss_unit, val_iterations=val["iteration"],
                                         val_bits_per_char=val["val_bits_per_char"], max_points=1000,
-                                        smooth_label=smooth_label),
+                                        smooth_label=smooth_label,
+                                        compare=compare.for_chart(ss.kept_curves, smoothing)),
                     key="loss_chart", width="stretch")
 
     inputs, _, h0, chars = window_chars(run)
@@ -144,6 +144,18 @@ with live:
     if ss.loss_unit is None:
         ss.loss_unit = "window"
     live_panel()
+    with st.expander(f"Compare runs ({len(ss.kept_curves)} kept)" if ss.kept_curves else "Compare runs"):
+        st.caption("Keep this run's loss curve, change a setting (the same random seed starts from the same "
+                   "weights), press **Reset** and train: kept curves stay on the chart as dashed lines, "
+                   "smoothed like the run's own. Per-char units compare runs with different sequence lengths. "
+                   f"Up to {compare.MAX_KEPT} curves, kept in this browser tab.")
+        keep_col, clear_col = st.columns(2)
+        keep_col.button("Keep this curve", key="keep_curve", on_click=state.locked(_keep_curve),
+                        icon=":material/add_chart:", width="stretch", disabled=run.iteration == 0)
+        clear_col.button("Clear kept curves", key="clear_curves", on_click=_clear_curves,
+                         icon=":material/delete:", width="stretch", disabled=not ss.kept_curves)
+        for curve in ss.kept_curves:
+            st.caption(f"- {curve.label}")
     if len(run.samples) > 4:
         with st.expander(f"All {len(run.samples)} recent samples"):
             for iteration, text in list(run.samples)[::-1]:

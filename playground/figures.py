@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -260,6 +260,32 @@ def debiased_ema(iterations, values, weight: float) -> np.ndarray:
     return out
 
 
+CLASSIC_SMOOTHING = "min-char-rnn"
+COMPARE_COLOURS = ("#9467bd", "#17becf", "#e377c2", "#bcbd22", "#7f7f7f")
+
+
+def smoothed_series(iterations, loss, smooth_loss, option) -> tuple[np.ndarray, str]:
+    """The bold line of the loss chart, per the Smoothing control: (values (N,), legend name).
+
+    option: CLASSIC_SMOOTHING (min-char-rnn's own smooth_loss), 0 (the loss itself) or a weight
+    in (0, 1) for debiased_ema."""
+    if option == CLASSIC_SMOOTHING:
+        return _as_1d(smooth_loss, "smooth_loss"), "smoothed loss (min-char-rnn)"
+    if option == 0:
+        return _as_1d(loss, "loss"), "loss (no smoothing)"
+    return debiased_ema(iterations, loss, option), f"smoothed loss ({option:g}, debiased)"
+
+
+class ComparedCurve(NamedTuple):
+    """A kept curve drawn dashed on the loss chart: (N,) iterations and loss in nats per window of
+    its own seq_length (converted to the chart's unit with it)."""
+
+    label: str
+    iterations: np.ndarray
+    per_window: np.ndarray
+    seq_length: int
+
+
 def loss_figure(
     iterations,
     loss,
@@ -272,12 +298,14 @@ def loss_figure(
     val_bits_per_char=None,
     max_points: int = 2000,
     smooth_label: str = "smoothed loss",
+    compare: Sequence[ComparedCurve] = (),
 ) -> go.Figure:
     """Training loss over iterations.
 
     iterations, loss, smooth_loss: (N,); loss values are nats per window (sum over T).
     Raw loss is a faint thin line, or a min/max band once N > max_points; smoothed
-    loss is bold (named ``smooth_label``); a dashed line marks the untrained loss ln(V)*T; optional validation
+    loss is bold (named ``smooth_label``); ``compare`` curves (other runs) are thin dashed lines;
+    a dashed line marks the untrained loss ln(V)*T; optional validation
     points come in bits per char (val_iterations, val_bits_per_char: (M,)).
     Everything is converted to ``unit`` (see UNITS). N == 0 gives an empty chart
     that says "Press Start or Step to train".
@@ -355,6 +383,17 @@ def loss_figure(
             )
         )
 
+    for n, curve in enumerate(compare):
+        cit = _as_1d(curve.iterations, "compare iterations")
+        cy = _as_1d(curve.per_window, "compare per_window")
+        _same_length(cit, "compare iterations", cy, "compare per_window")
+        cx, cy = downsample(cit, convert_loss(cy, unit, curve.seq_length), max_points)
+        fig.add_trace(go.Scatter(
+            x=cx, y=cy, mode="lines", name=curve.label,
+            line=dict(color=COMPARE_COLOURS[n % len(COMPARE_COLOURS)], width=1.8, dash="dash"),
+            hovertemplate=f"iteration %{{x}}<br>%{{y:{fmt}}}<extra>{_hover_safe(curve.label)}</extra>",
+        ))
+
     if val_iterations is not None and val_bits_per_char is not None:
         vit = _as_1d(val_iterations, "val_iterations")
         vbits = _as_1d(val_bits_per_char, "val_bits_per_char")
@@ -374,7 +413,7 @@ def loss_figure(
                 )
             )
 
-    if it.shape[0] == 0:
+    if it.shape[0] == 0 and not len(compare):
         _empty_note(fig, EMPTY_TRAINING_MESSAGE)
     return fig
 
