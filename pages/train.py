@@ -133,10 +133,11 @@ def live_panel() -> None:
 
 with live:
     st.segmented_control("Loss unit", UNIT_KEYS, key="loss_unit", format_func=figures.UNITS.get,
+                         persist_state="session",
                          help="Per window is min-char-rnn's number: the loss summed over T characters.")
     smoothing_col, _ = st.columns([2, 3])
     smoothing_col.select_slider(
-        "Smoothing", SMOOTHING_OPTIONS, value=CLASSIC_SMOOTHING, key="loss_smoothing", format_func=_smoothing_label,
+        "Smoothing", SMOOTHING_OPTIONS, key="loss_smoothing", format_func=_smoothing_label, persist_state="session",
         help="The bold line. **min-char-rnn**: its own running average, 0.999 × old + 0.001 × loss from the "
              "untrained loss on, so it lags far behind at the start. **A number w**: an average over about "
              "1/(1−w) iterations that follows the loss from the first iteration (debiased, as TensorBoard "

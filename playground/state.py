@@ -37,6 +37,7 @@ UI_DEFAULTS = {
     "custom_text": None,       # uploaded or pasted corpus (str), once accepted
     "custom_label": None,
     "loss_unit": "window",
+    "loss_smoothing": "min-char-rnn",   # figures.CLASSIC_SMOOTHING
     "kept_curves": (),         # compare.KeptCurve sequence: other runs' loss curves on the Train chart
     "flash": None,             # (kind, message) shown once at the top of the next page run
 }

@@ -112,6 +112,9 @@ def test_smoothing_control_chooses_the_bold_line(app):
     line = _loss_chart_line(app, "0.9, debiased")
     np.testing.assert_allclose(line, figures.debiased_ema(hist["iteration"], hist["loss"], 0.9))
     assert line[0] == pytest.approx(hist["loss"][0])                    # follows the loss from the start
+    app.switch_page("pages/data.py").run()
+    app.switch_page("pages/train.py").run()                             # the choice survives a page visit
+    assert app.select_slider(key="loss_smoothing").value == 0.9
     app.select_slider(key="loss_smoothing").set_value(0.0).run()
     np.testing.assert_allclose(_loss_chart_line(app, "no smoothing"), hist["loss"])
 
