@@ -96,7 +96,8 @@ with st.container(border=True):
                           + (f" (the run is now at {run.iteration:,})." if run.iteration != prepared["iteration"]
                              else "."))
     else:
-        top_left.markdown(f"Make files of the run as it is now (iteration **{run.iteration:,}**).")
+        top_left.markdown(f"Make files of the run as it is now (iteration **{run.iteration:,}**); the download "
+                          "buttons below unlock once they are ready.")
     top_right.button("Prepare again" if prepared else "Prepare files", key="files_prepare",
                      on_click=prepare_downloads, icon=":material/inventory_2:", width="stretch")
     ckpt, history = st.columns(2, gap="large")

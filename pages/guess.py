@@ -59,35 +59,33 @@ def _context_html(context: str) -> str:
             'margin-left:1px;">?</span></div>')
 
 
-score, board = st.columns([1, 3], gap="large")
-with score:
-    st.metric("Rounds", f"{g.rounds}")
-    st.metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""))
-    st.metric("The network", f"{g.model_hits}" + (f" ({g.model_hits / g.rounds:.0%})" if g.rounds else ""),
-              help=f"Its top guess, as of training iteration {run.iteration:,}. Train more and play again.")
-    st.button("New passage", key="guess_new", on_click=_new_game, icon=":material/refresh:", width="stretch")
+scores = st.columns([1, 1, 1, 1.3], vertical_alignment="bottom")
+scores[0].metric("Rounds", f"{g.rounds}")
+scores[1].metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""))
+scores[2].metric("Network", f"{g.model_hits}" + (f" ({g.model_hits / g.rounds:.0%})" if g.rounds else ""),
+                 help=f"Its top guess, as of training iteration {run.iteration:,}. Train more and play again.")
+scores[3].button("New passage", key="guess_new", on_click=_new_game, icon=":material/refresh:", width="stretch")
 
-with board:
-    last = g.last
-    if last is not None:
-        def mark(right: bool) -> str:
-            return "— right" if right else "— wrong"
-        verdict = (f"It was **{_show(last.truth)}**. You guessed **{_show(last.guess)}** {mark(last.you_right)}; "
-                   f"the network guessed **{_show(last.model_guess)}** {mark(last.model_right)} (it gave "
-                   f"**{_show(last.truth)}** p = {last.model_p_truth:.2f}).")
-        (st.success if last.you_right else st.info)(verdict)
-        st.caption("The network's five most likely next characters: " + " · ".join(
-            f"**{_show(c)}** {p:.0%}" for c, p in last.model_top))
-    if g.finished:
-        st.info(f"End of the passage: you {g.your_hits}, the network {g.model_hits} out of {g.rounds}. "
-                "Press **New passage** to play on.")
-    else:
-        st.html(_context_html(g.context))
-        with st.form("guess_form", clear_on_submit=True, border=False):
-            typed_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-            typed_col.text_input("Your guess for ?", key="guess_input", max_chars=2,
-                                 placeholder="a character (\\n: line break)")
-            button_col.form_submit_button("Guess", key="guess_submit", on_click=_submit, type="primary",
-                                          width="stretch")
-        if ss.get("guess_error"):
-            st.error(textviews.escape_text(ss.guess_error), icon=":material/error:")
+last = g.last
+if last is not None:
+    def mark(right: bool) -> str:
+        return "— right" if right else "— wrong"
+    verdict = (f"It was **{_show(last.truth)}**. You guessed **{_show(last.guess)}** {mark(last.you_right)}; "
+               f"the network guessed **{_show(last.model_guess)}** {mark(last.model_right)} (it gave "
+               f"**{_show(last.truth)}** {last.model_p_truth:.0%}).")
+    (st.success if last.you_right else st.info)(verdict)
+    st.caption("What the network expected there, most likely first: " + " · ".join(
+        f"**{_show(c)}** {p:.0%}" for c, p in last.model_top))
+if g.finished:
+    st.info(f"End of the passage: you {g.your_hits}, the network {g.model_hits} out of {g.rounds}. "
+            "Press **New passage** to play on.")
+else:
+    st.html(_context_html(g.context))
+    with st.form("guess_form", clear_on_submit=True, border=False):
+        typed_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+        typed_col.text_input("Your guess for the next character (?)", key="guess_input",
+                             placeholder="a character (\\n: line break)")
+        button_col.form_submit_button("Guess", key="guess_submit", on_click=_submit, type="primary",
+                                      width="stretch")
+    if ss.get("guess_error"):
+        st.error(textviews.escape_text(ss.guess_error), icon=":material/error:")

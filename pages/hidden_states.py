@@ -152,7 +152,7 @@ def _heatmap(reading: analysis.TextReading, text: str) -> None:
     st.plotly_chart(fig, key="hs_heatmap", width="stretch")
     st.caption("One column per character (x axis), one row per hidden unit (y axis). Red = positive, blue = "
                "negative, white = 0. A row that changes colour together with something in the text (a "
-               "quote, a line break) is a unit worth opening in **One unit**. Hover for values.")
+               "quote, a line break) is a unit worth opening in **One unit at a time**. Hover for values.")
 
 
 TRAIL_DIRECTIONS = {"1 & 2": (1, 2), "2 & 3": (2, 3), "3 & 4": (3, 4)}
@@ -214,8 +214,8 @@ def _predictions(reading: analysis.TextReading, text: str) -> None:
     st.html(textviews.legend_html(0, 6, diverging=False, label="surprise −log₂ p (bits)"))
     st.html(textviews.surprise_text_html(text, reading.surprise))
     st.caption("Each character is coloured by how unexpected it was given everything before it: white = the "
-               "model was sure (0 bits, p ≈ 1), orange → red = surprised (6 bits or more is worse than a "
-               "uniform guess over 64 characters). Word beginnings are usually red, word endings white. "
+               "model was sure (0 bits, p ≈ 1), orange → red = surprised (6 bits is as bad as a uniform guess "
+               "over 64 characters). Word beginnings are usually red, word endings white. "
                "The first character is uncoloured: nothing came before it. Hover for −log₂ p and p.")
 
 

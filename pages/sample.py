@@ -79,8 +79,9 @@ with settings:
         st.error(textviews.escape_text(problem), icon=":material/error:")
     st.number_input("Length (characters to generate)", 1, MAX_SAMPLE_LENGTH, step=100, key="smp_length",
                     persist_state="session")
-    st.checkbox("Greedy (always the most likely character)", key="smp_greedy", persist_state="session",
-                help="Argmax instead of sampling: deterministic, and usually gets stuck in a loop.")
+    st.checkbox("Greedy", key="smp_greedy", persist_state="session",
+                help="Always the most likely character (argmax) instead of sampling: deterministic, and usually "
+                     "gets stuck in a loop.")
     st.select_slider("Temperature", TEMPERATURES, key="smp_temperature", persist_state="session",
                      format_func=lambda t: f"{t:g}", disabled=bool(ss.smp_greedy),
                      help="The logits are divided by T before the softmax. Low T (< 1) sharpens the distribution: "
@@ -102,7 +103,7 @@ with output:
         how = ("greedy (argmax)" if results["greedy"] else f"temperature {results['temperature']:g}")
         earlier = "" if results["run"] == id(run) else " of an earlier run"
         head_col, download_col = st.columns([3, 1], vertical_alignment="center")
-        head_col.markdown(f"**{len(results['texts'])} sample(s)** · {how} · model at iteration "
+        head_col.markdown(f"**{len(results['texts'])} sample{'s' if len(results['texts']) > 1 else ''}** · {how} · model at iteration "
                           f"{results['iteration']:,}{earlier}")
         download_col.download_button("Download .txt", _download_text(results), file_name="rnn_samples.txt",
                                       mime="text/plain", key="smp_download", on_click="ignore",

@@ -4,7 +4,7 @@ import math
 import streamlit as st
 
 from playground import compare, figures, state
-from playground.run import BUILTIN_LABELS, window_chars
+from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 
@@ -20,7 +20,7 @@ if run.alert:
     st.warning(run.alert, icon=":material/warning:")
 
 LR_OPTIONS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
-settings, live = st.columns([1, 3], gap="large")
+settings, live = st.columns([1.4, 3], gap="large")
 
 with settings:
     st.subheader("Settings")
@@ -59,7 +59,10 @@ with settings:
                      on_change=state.apply_live_settings,
                      help="Every gradient entry is clipped to [−clip, clip] before the update.")
     st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every", persist_state="session",
-                    on_change=state.apply_live_settings)
+                    on_change=state.apply_live_settings,
+                    help=f"A {SAMPLE_LENGTH}-character sample from the model as it trains. At most one every "
+                         f"{SAMPLE_SECONDS:g} s of training, so at thousands of iterations per second they come "
+                         "further apart than N.")
 
     changes = state.config_from_widgets().reset_changes(run.config)
     if changes:
@@ -68,6 +71,7 @@ with settings:
                    f"{run.iteration:,} iterations of training.", icon=":material/restart_alt:")
 
 UNIT_KEYS = list(figures.UNITS)
+UNIT_BUTTONS = {"window": "per window (classic)", "nats": "nats/char", "bits": "bits/char", "perplexity": "perplexity"}
 CLASSIC_SMOOTHING = figures.CLASSIC_SMOOTHING
 SMOOTHING_OPTIONS = [CLASSIC_SMOOTHING, 0.0, 0.6, 0.9, 0.95, 0.99, 0.995, 0.999]
 
@@ -97,7 +101,7 @@ def _clear_curves() -> None:
 def live_panel() -> None:
     run = state.get_run()
     tr = run.trainer
-    m = st.columns(6)
+    m = [*st.columns(3), *st.columns(3)]        # two rows of three: the numbers fit on a small screen
     m[0].metric("Iteration", f"{tr.iteration:,}")
     m[1].metric("Epoch", f"{tr.epoch:.2f}")
     m[2].metric("Characters", _compact(tr.chars_seen), help=f"Characters read in training so far: {tr.chars_seen:,}")
@@ -132,9 +136,10 @@ def live_panel() -> None:
 
 
 with live:
-    st.segmented_control("Loss unit", UNIT_KEYS, key="loss_unit", format_func=figures.UNITS.get,
+    st.segmented_control("Loss unit", UNIT_KEYS, key="loss_unit", format_func=UNIT_BUTTONS.get,
                          persist_state="session",
-                         help="Per window is min-char-rnn's number: the loss summed over T characters.")
+                         help="Per window (nats) is min-char-rnn's number: the loss summed over T characters. "
+                              "Per char divides by T; bits divide nats by ln 2; perplexity is e^(nats/char).")
     smoothing_col, _ = st.columns([2, 3])
     smoothing_col.select_slider(
         "Smoothing", SMOOTHING_OPTIONS, key="loss_smoothing", format_func=_smoothing_label, persist_state="session",

@@ -607,6 +607,17 @@ def weight_histogram(W, name: str, *, bins: int = 60) -> go.Figure:
 # ---------------------------------------------------------------- gradients
 
 
+def _log_ticks(*arrays) -> dict:
+    """Tick settings for a log axis over these values: over two decades or more, one labelled tick per
+    decade (10⁻³, 10⁻², ...), since plotly's default labels every minor tick (9 8 7 6 ...); over less,
+    plotly's own ticks, which are then readable."""
+    values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() / values.min() >= 100.0:
+        return dict(dtick=1, exponentformat="power")
+    return {}
+
+
 def dh_norm_figure(dh_norms, chars: str | Sequence[str] | None = None, *, log_y: bool = True) -> go.Figure:
     """‖∂L/∂h_t‖ for each step t of one window, as bars. dh_norms: (T,).
 
@@ -633,7 +644,7 @@ def dh_norm_figure(dh_norms, chars: str | Sequence[str] | None = None, *, log_y:
     fig.add_trace(go.Bar(x=t, y=norms, customdata=custom, marker=dict(color=MAIN_COLOUR),
                          name="‖∂L/∂hₜ‖", hovertemplate=hover))
     if log_y:
-        fig.update_yaxes(type="log")
+        fig.update_yaxes(type="log", **_log_ticks(norms))
     fig.update_layout(showlegend=False)
     return fig
 
@@ -686,7 +697,9 @@ def grad_norms_figure(
                        hovertemplate=f"iteration %{{x}}<br>‖∂L/∂{key}‖ = %{{y:.3g}}<extra></extra>"),
             **row_kw,
         )
-    fig.update_yaxes(type="log", **row_kw)
+    fig.update_yaxes(type="log", **_log_ticks(*series.values()), **row_kw)
+    # Beside the plot, not above it: five entries above would run into the title.
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.01))
     if frac is not None:
         x, y = downsample(it, frac * 100.0, max_points)
         fig.add_trace(
@@ -859,4 +872,7 @@ def spectral_radius_figure(iterations, radius, *, max_points: int = 2000) -> go.
                              name="ρ(Whh)", line=dict(color=MAIN_COLOUR, width=2),
                              hovertemplate="iteration %{x}<br>ρ = %{y:.4f}<extra></extra>"))
     fig.update_layout(showlegend=False)
+    fig.update_yaxes(rangemode="tozero")
+    if x.size < 3:   # too few points for sensible automatic ticks (a lone point gets fractional ones)
+        fig.update_xaxes(tickvals=x, tickformat=",d")
     return fig

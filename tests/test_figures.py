@@ -413,3 +413,10 @@ def test_debiased_ema_treats_a_gap_of_d_iterations_as_d_steps():
         F.debiased_ema(whole_it, whole, 1.0)
     with pytest.raises(ValueError, match="same length"):
         F.debiased_ema(whole_it, whole[:3], 0.5)
+
+
+def test_log_axes_label_one_tick_per_decade_only_over_wide_ranges():
+    wide = F.dh_norm_figure(np.logspace(-6, 0, 25))
+    assert wide.layout.yaxis.type == "log" and wide.layout.yaxis.dtick == 1
+    narrow = F.dh_norm_figure(np.linspace(2.0, 9.0, 25))     # under a decade: plotly's own ticks
+    assert narrow.layout.yaxis.type == "log" and narrow.layout.yaxis.dtick is None

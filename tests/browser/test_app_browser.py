@@ -28,10 +28,14 @@ PAGES = {"Train": "", "Data": "data", "Hidden states": "hidden_states", "Sample"
          "Backprop": "backprop", "Save & load": "files"}
 
 
-def switch_loss_unit(page, label: str) -> None:
+# Loss unit button -> the loss chart's y axis title in that unit.
+UNIT_AXIS = {"bits/char": "bits per char", "nats/char": "nats per char", "perplexity": "perplexity"}
+
+
+def switch_loss_unit(page, button: str) -> None:
     """A harmless full rerun: pick another loss unit and wait until the chart is redrawn in it."""
-    page.locator(".st-key-loss_unit").get_by_role("radio", name=label, exact=True).click()
-    wait_chart_y_title(page, LOSS_CHART, label)
+    page.locator(".st-key-loss_unit").get_by_role("radio", name=button, exact=True).click()
+    wait_chart_y_title(page, LOSS_CHART, UNIT_AXIS[button])
     wait_idle(page)
 
 
@@ -76,7 +80,7 @@ def test_start_pause_step_from_the_sidebar(page):
     # Pause holds the count still, across a full rerun of the page.
     held = pause_and_settle(page)
     assert held > first
-    switch_loss_unit(page, "bits per char")
+    switch_loss_unit(page, "bits/char")
     assert chart_y_title(page, LOSS_CHART) == "bits per char"
     assert read_iteration(page) == held
     assert metric_int(page, "Iteration") == held
@@ -123,7 +127,7 @@ def test_training_continues_on_other_pages(page):
         expect(pause_button(page)).to_be_visible()
         assert_no_exception(page)
     held = pause_and_settle(page)
-    switch_loss_unit(page, "nats per char")
+    switch_loss_unit(page, "nats/char")
     assert metric_int(page, "Iteration") == held
     assert_no_exception(page)
 
@@ -146,7 +150,7 @@ def test_sample_page_generates_text(page):
     wait_idle(page)
 
     generate.click()
-    expect(page.get_by_text("1 sample(s)")).to_be_visible()
+    expect(page.get_by_text("1 sample", exact=True)).to_be_visible()
     expect(page.get_by_text("model at iteration 1", exact=False)).to_be_visible()
     wait_idle(page)
     expect(page.get_by_text("PRIME (yours)")).to_be_visible()
@@ -161,7 +165,7 @@ def test_sample_page_generates_text(page):
     count.press("Enter")
     wait_idle(page)
     generate.click()
-    expect(page.get_by_text("2 sample(s)")).to_be_visible()
+    expect(page.get_by_text("2 samples", exact=True)).to_be_visible()
     wait_idle(page)
     again, other = sample_texts(page)
     assert again == first
