@@ -31,7 +31,8 @@ dW_{hh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,h_{t-1}^\top, \qquad db_h = \te
 \end{aligned}"""
 
 TAB_LABELS = ["Equations & numbers", "Gradient check", "Through time", "Weights"]
-SCI = st.column_config.NumberColumn(format="%.3e")
+# %.3g: 0.0123, 4.56, 7.89e-07 — shorter and easier to read than a fixed exponent.
+SCI = st.column_config.NumberColumn(format="%.3g")
 FIXED = st.column_config.NumberColumn(format="%.4f")
 
 
@@ -55,7 +56,7 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
         st.caption("$x_t$ is the one-hot vector of the input character, so $W_{xh} x_t$ is one column of "
                    "$W_{xh}$. $L$ is in nats; the trainer's loss is this sum for one window.")
     with backward:
-        st.markdown(r"**Backward** (from $t = T-1$ down to $0$, starting with $dh^{\mathrm{raw}}_T = 0$)")
+        st.markdown(r"**Backward** ($t = T-1$ down to $0$; $dh^{\mathrm{raw}}_T = 0$)")
         st.latex(BACKWARD_LATEX)
         st.markdown(f"**Update** ({tr.optimizer_name}, the trainer's current setting)")
         st.latex(bv.update_latex(tr.optimizer_name, tr.learning_rate, tr.clip))
@@ -74,7 +75,7 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
         st.caption(bv.step_label(window, 0))
     params = tr.model.params
     facts = bv.step_facts(params, window, t)
-    numbers, outputs, hidden = st.columns([1, 1.3, 2.4], gap="medium")
+    numbers, outputs, hidden = st.columns([0.7, 1.4, 2.8], gap="small")
     with numbers:
         a, b = st.columns(2)
         a.metric("input $x_t$", repr_char(facts["input_char"]))
@@ -90,10 +91,10 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
         st.markdown(rf"$dh_t$ and $dh^{{\mathrm{{raw}}}}_t$, first units of {tr.model.hidden_size}")
         st.dataframe(bv.hidden_table(params, window, t), hide_index=True, width="stretch",
                      column_config={c: SCI for c in ("1 − h²", "from output", "from future", "dh", "dh_raw")}
-                     | {"h": FIXED})
-        st.caption(rf"$\|dh_t\|$ = {facts['dh_norm']:.3e} (from the output {facts['from_output_norm']:.3e}, "
-                   f"from later steps {facts['from_future_norm']:.3e}); "
-                   rf"$\|dh^{{\mathrm{{raw}}}}_t\|$ = {facts['dh_raw_norm']:.3e}, "
+                     | {"h": FIXED, "unit": st.column_config.NumberColumn(width="small")})
+        st.caption(rf"$\|dh_t\|$ = {facts['dh_norm']:.3g} (from the output {facts['from_output_norm']:.3g}, "
+                   f"from later steps {facts['from_future_norm']:.3g}); "
+                   rf"$\|dh^{{\mathrm{{raw}}}}_t\|$ = {facts['dh_raw_norm']:.3g}, "
                    r"after $\tanh' = 1 - h_t^2$, which is near 0 for saturated units ($h \approx \pm 1$).")
 
     st.markdown("**Gradients of the whole window**")
