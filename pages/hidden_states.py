@@ -52,7 +52,7 @@ ss.hs_text_run = id(run)
 
 st.title("Hidden states")
 st.caption("The network reads your text one character at a time, starting from h = 0, exactly as in "
-           "training: h_t = tanh(Wxh·x_t + Whh·h_{t−1} + bh). Each of the "
+           r"training: $h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$. Each of the "
            f"{H} hidden units is one number per character — some learn to track quotes, line length or "
            "word boundaries. Train a while first: an untrained network's units mean nothing yet.")
 

@@ -13,7 +13,8 @@ run = state.get_run()
 ss = st.session_state
 
 st.title("Train a character-level RNN")
-st.caption("h_t = tanh(Wxh·x_t + Whh·h_{t−1} + bh) · y_t = Why·h_t + by · p_t = softmax(y_t) — "
+st.caption(r"$h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$,  $y_t = W_{hy} h_t + b_y$,  "
+           r"$p_t = \mathrm{softmax}(y_t)$: "
            "min-char-rnn's model, trained by backprop through time. Press **Start** in the sidebar.")
 
 if run.alert:
