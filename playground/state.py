@@ -24,7 +24,9 @@ TICK_SECONDS = 0.1     # fragment timer while training
 TRAIN_SECONDS = 0.3    # training time inside each tick; the status line is drawn after it
 # Charts refresh less often than training ticks: building and drawing them costs ~50-80 ms of the
 # server and more of the browser; at the tick rate that would eat a third of the training time.
-LIVE_REFRESH_SECONDS = 2.0
+# bench/dashboard_overhead.py on the 2-core machine: every 2 s -> app at 0.66-0.71x the engine's
+# speed, every 3 s -> 0.78-0.80x (the sidebar's iteration count still moves every tick).
+LIVE_REFRESH_SECONDS = 3.0
 MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
 
 
