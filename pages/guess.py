@@ -37,7 +37,7 @@ def _submit() -> None:
     game.play(g, char, probs, vocab.chars)
 
 
-if "guess_game" not in ss or ss.get("guess_run") != id(run) or len(ss.guess_game.passage) < 2:
+if "guess_game" not in ss or ss.get("guess_run") != id(run):
     _new_game()
 g: game.Game = ss.guess_game
 

@@ -103,7 +103,8 @@ with output:
         how = ("greedy (argmax)" if results["greedy"] else f"temperature {results['temperature']:g}")
         earlier = "" if results["run"] == id(run) else " of an earlier run"
         head_col, download_col = st.columns([3, 1], vertical_alignment="center")
-        head_col.markdown(f"**{len(results['texts'])} sample{'s' if len(results['texts']) > 1 else ''}** · {how} · model at iteration "
+        count = len(results["texts"])
+        head_col.markdown(f"**{count} sample{'s' if count > 1 else ''}** · {how} · model at iteration "
                           f"{results['iteration']:,}{earlier}")
         download_col.download_button("Download .txt", _download_text(results), file_name="rnn_samples.txt",
                                       mime="text/plain", key="smp_download", on_click="ignore",

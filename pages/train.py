@@ -95,7 +95,7 @@ def _keep_curve() -> None:
 
 
 def _clear_curves() -> None:
-    ss.kept_curves = []
+    ss.kept_curves = ()
 
 
 @st.fragment(run_every=state.live_interval())
@@ -113,7 +113,7 @@ def live_panel() -> None:
 
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss")
     val = tr.val_history.as_arrays()
-    smoothing = ss.get("loss_smoothing", CLASSIC_SMOOTHING)
+    smoothing = ss.loss_smoothing
     smooth, smooth_label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
     st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,

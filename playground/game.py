@@ -18,9 +18,8 @@ TYPED_NAMES = {"\\n": "\n", "⏎": "\n", "\\t": "\t"}
 
 @dataclass(frozen=True)
 class Round:
-    """One guess: what was shown, what came, who got it, and the model's view of it."""
+    """One guess: what came, who got it, and the model's view of it."""
 
-    context: str
     truth: str
     guess: str
     you_right: bool
@@ -79,7 +78,7 @@ def play(game: Game, guess: str, probs, vocab_chars: str) -> Round:
     order = np.argsort(-probs, kind="stable")[:TOP_K]
     top = tuple((vocab_chars[i], float(probs[i])) for i in order)
     model_guess = top[0][0]
-    result = Round(context=game.context, truth=truth, guess=guess, you_right=guess == truth,
+    result = Round(truth=truth, guess=guess, you_right=guess == truth,
                    model_guess=model_guess, model_right=model_guess == truth,
                    model_p_truth=float(probs[vocab_chars.index(truth)]) if truth in vocab_chars else 0.0,
                    model_top=top)

@@ -234,10 +234,14 @@ class SessionPersist:
 
 
 def _session() -> SessionPersist:
+    """The session's persistence state; every hook goes through here, so a save that went to a new
+    run id (see _write) is followed wherever the session next looks."""
     ss = st.session_state
     if SESSION_KEY not in ss:
         ss[SESSION_KEY] = SessionPersist(new_run_id())
-    return ss[SESSION_KEY]
+    sp = ss[SESSION_KEY]
+    _follow_move(sp)
+    return sp
 
 
 def _signature(run: Run) -> tuple:
@@ -324,7 +328,6 @@ def after_init() -> None:
     """Every script run: save a paused run that changed, keep ?run= in the URL, prune, warn once."""
     ss = st.session_state
     sp = _session()
-    _follow_move(sp)
     run = ss.run
     if sp.saved_signature is None:
         sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
@@ -363,7 +366,6 @@ def save_now() -> None:
 def autosave_if_due() -> None:
     """From the training tick: save when AUTOSAVE_SECONDS have passed since the last save."""
     sp = _session()
-    _follow_move(sp)
     if sp.throttle.due():
         save_now()
     _sync_url(sp)
@@ -384,9 +386,7 @@ def adopt_run(run: Run) -> None:
 
 # ---------------------------------------------------------------- for the Save & load page
 def run_id() -> str:
-    sp = _session()
-    _follow_move(sp)
-    return sp.run_id
+    return _session().run_id
 
 
 def is_linked() -> bool:
@@ -400,7 +400,6 @@ def status() -> SaveStatus:
 def run_link(page_url: str | None) -> str | None:
     """Absolute link to this run: the app's address plus ?run=<id> (None before the first save)."""
     sp = _session()
-    _follow_move(sp)
     if not sp.linked:
         return None
     base = (page_url or "").split("?")[0].rstrip("/")

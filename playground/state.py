@@ -13,7 +13,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import persist
+from playground import figures, persist
 from playground.run import PRESETS, Run, RunConfig
 
 # Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit a round trip
@@ -39,7 +39,7 @@ UI_DEFAULTS = {
     "custom_text": None,       # uploaded or pasted corpus (str), once accepted
     "custom_label": None,
     "loss_unit": "window",
-    "loss_smoothing": "min-char-rnn",   # figures.CLASSIC_SMOOTHING
+    "loss_smoothing": figures.CLASSIC_SMOOTHING,
     "kept_curves": (),         # compare.KeptCurve sequence: other runs' loss curves on the Train chart
     "flash": None,             # (kind, message) shown once at the top of the next page run
 }

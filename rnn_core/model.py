@@ -31,7 +31,6 @@ class Workspace:
 
     def __init__(self, B: int, T: int, H: int, V: int, dtype):
         N = B * T
-        self.shape = (B, T)
         self.hs = np.empty((T + 1, B, H), dtype=dtype)          # h_0 .. h_T
         self.hs_steps = list(self.hs)
         self.tmp = np.empty((B, H), dtype=dtype)

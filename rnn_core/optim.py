@@ -46,20 +46,25 @@ class Optimizer:
         """theta (N,) += step(g (N,)), in place. ``g_sq``: g * g if the caller has it already.
         ``consume=True``: g and g_sq are the caller's scratch and may be overwritten (the trainer's
         fast path); otherwise they are copied first and left as they were."""
-        if not consume or g_sq is None:
-            if self._scratch is None:   # only callers that keep their gradient pay for this
-                self._scratch = np.empty((2, self.size), dtype=theta.dtype)
-            scratch_g, scratch_sq = self._scratch
-            if not consume:
-                np.copyto(scratch_g, g)
-                g = scratch_g
-                if g_sq is not None:
-                    np.copyto(scratch_sq, g_sq)
-                    g_sq = scratch_sq
-            if g_sq is None:
-                g_sq = np.multiply(g, g, out=scratch_sq)
+        if not consume:   # work on copies: the caller keeps its arrays
+            g = self._copy_into(0, g)
+            g_sq = None if g_sq is None else self._copy_into(1, g_sq)
+        if g_sq is None:
+            g_sq = np.multiply(g, g, out=self._scratch_row(1, g.dtype))
         self._update(theta, g, lr, g_sq)
         self.t += 1
+
+    def _scratch_row(self, row: int, dtype) -> np.ndarray:
+        """Row 0 (for g) or 1 (for g²) of two scratch arrays (N,), made on first use: only callers
+        that keep their gradient pay for them."""
+        if self._scratch is None:
+            self._scratch = np.empty((2, self.size), dtype=dtype)
+        return self._scratch[row]
+
+    def _copy_into(self, row: int, values: np.ndarray) -> np.ndarray:
+        out = self._scratch_row(row, values.dtype)
+        np.copyto(out, values)
+        return out
 
     def _update(self, theta, g, lr, g_sq):
         raise NotImplementedError
