@@ -191,6 +191,22 @@ def feature_correlations(hs, features: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(corr, -1.0, 1.0)
 
 
+# Significant digits kept when scores are compared for ranking: far more than any display shows,
+# far fewer than float round-off disturbs.
+RANKING_DIGITS = 10
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``values`` (finite, >= 0) rounded to RANKING_DIGITS significant digits, for ranking."""
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    positive = values > 0
+    exponent = np.floor(np.log10(values[positive]))
+    scale = 10.0 ** (RANKING_DIGITS - 1 - exponent)
+    out[positive] = np.round(values[positive] * scale) / scale
+    return out
+
+
 def rank_units(hs, features: dict[str, np.ndarray], feature: str | None = None,
                top: int = 20) -> list[UnitMatch]:
     """Units that follow a text feature, strongest |correlation| first.
@@ -207,24 +223,31 @@ def rank_units(hs, features: dict[str, np.ndarray], feature: str | None = None,
     corr = feature_correlations(hs, features)
     if corr.size == 0:
         return []
+    # Compare rounded strengths, so two correlations that are equal but for round-off (a unit at +1
+    # and one at -1, or two features that coincide on this text) tie; ties go to the feature listed
+    # first, then the lower unit index — the same order on every machine and NumPy version.
+    strength = np.where(np.isnan(corr), -1.0, _rounded(np.abs(corr)))
     if feature is not None:
-        column = names.index(feature)
-        best_col = np.full(corr.shape[0], column)
-        best = corr[:, column]
+        best_col = np.full(corr.shape[0], names.index(feature))
     else:
-        strength = np.where(np.isnan(corr), -1.0, np.abs(corr))
-        best_col = np.argmax(strength, axis=1)
-        best = corr[np.arange(corr.shape[0]), best_col]
-    units = [u for u in np.argsort(-np.nan_to_num(np.abs(best), nan=-1.0), kind="stable")
-             if not np.isnan(best[u])]
+        best_col = np.argmax(strength, axis=1)         # first maximum: the earliest feature wins ties
+    rows = np.arange(corr.shape[0])
+    best, best_strength = corr[rows, best_col], strength[rows, best_col]
+    units = sorted((u for u in rows if not np.isnan(best[u])),
+                   key=lambda u: (-best_strength[u], best_col[u], u))
     return [UnitMatch(int(u), names[best_col[u]], float(best[u])) for u in units[:int(top)]]
+
+
+def _ranked(score: np.ndarray, top: int) -> np.ndarray:
+    """Indices of the ``top`` largest scores, ties (to RANKING_DIGITS digits) by lower index."""
+    return np.argsort(-_rounded(score), kind="stable")[:top]
 
 
 def most_active_units(hs, top: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Units with the largest mean |h_t| on this text: (units (n,), mean |h| (n,)), n <= top."""
     hs = _check_hs(hs)
     score = np.abs(hs).mean(axis=0) if hs.shape[0] else np.zeros(hs.shape[1])
-    order = np.argsort(-score, kind="stable")[:top]
+    order = _ranked(score, top)
     return order, score[order]
 
 
@@ -232,7 +255,7 @@ def most_variable_units(hs, top: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Units whose activation changes most over this text: (units (n,), std of h (n,)), n <= top."""
     hs = _check_hs(hs)
     score = hs.std(axis=0) if hs.shape[0] else np.zeros(hs.shape[1])
-    order = np.argsort(-score, kind="stable")[:top]
+    order = _ranked(score, top)
     return order, score[order]
 
 

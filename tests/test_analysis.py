@@ -75,13 +75,14 @@ def test_features_of_empty_text_are_empty_and_non_text_is_rejected():
 
 
 def _hidden_states_with_planted_units(text, hidden=12, seed=0):
-    """Random states in -0.5..0.5, with unit 3 = the inside-quotes indicator and unit 7 = minus the
-    position in line (a perfect negative correlation)."""
+    """Random states in -0.5..0.5, with unit 3 = the inside-quotes indicator (correlation exactly 1,
+    the one clearly strongest unit) and unit 7 = minus the position in line plus a little noise (a
+    strong negative correlation, about -0.94: clearly second)."""
     rng = np.random.default_rng(seed)
     f = A.text_features(text)
     hs = rng.uniform(-0.5, 0.5, size=(len(text), hidden))
     hs[:, 3] = f["inside double quotes"]
-    hs[:, 7] = -0.01 * f["position in line"]
+    hs[:, 7] = -0.01 * f["position in line"] + rng.uniform(-0.1, 0.1, size=len(text))
     return hs, f
 
 
@@ -110,10 +111,20 @@ def test_constant_units_and_features_give_nan():
     assert np.isnan(flat[:, list(A.FEATURE_DESCRIPTIONS).index("inside brackets")]).all()
 
 
+def test_planted_units_are_unambiguous():
+    hs, f = _hidden_states_with_planted_units(LONG_TEXT)
+    corr = np.abs(A.feature_correlations(hs, f))
+    assert corr[3, 0] == pytest.approx(1.0)
+    assert 0.9 < corr[7, 4] < 0.99                      # clearly below unit 3, clearly above the rest
+    others = np.delete(np.nan_to_num(corr), [3, 7], axis=0)
+    assert others.max() < 0.5
+
+
 def test_finder_ranks_a_planted_quote_unit_first():
     hs, f = _hidden_states_with_planted_units(LONG_TEXT)
     ranked = A.rank_units(hs, f, top=5)
     assert ranked[0] == A.UnitMatch(3, "inside double quotes", pytest.approx(1.0))
+    assert (ranked[1].unit, ranked[1].feature) == (7, "position in line")
     assert len(ranked) == 5
     assert len({m.unit for m in ranked}) == 5          # one row per unit
     strengths = [abs(m.correlation) for m in ranked]
@@ -125,9 +136,55 @@ def test_finder_for_one_feature_ranks_by_absolute_correlation_and_keeps_the_sign
     ranked = A.rank_units(hs, f, feature="position in line", top=12)
     assert ranked[0].unit == 7
     assert ranked[0].feature == "position in line"
-    assert ranked[0].correlation == pytest.approx(-1.0)
+    assert -0.99 < ranked[0].correlation < -0.9
     assert {m.feature for m in ranked} == {"position in line"}
     assert sorted(m.unit for m in ranked) == list(range(12))
+
+
+def _fake_correlations(monkeypatch, corr):
+    monkeypatch.setattr(A, "feature_correlations", lambda hs, features: np.array(corr, dtype=float))
+
+
+def test_finder_ties_that_differ_only_by_round_off_go_to_the_earlier_feature_then_the_lower_unit(monkeypatch):
+    names = list(A.FEATURE_DESCRIPTIONS)
+    f = A.text_features("ab")
+    nan = float("nan")
+    one_ulp_below = np.nextafter(1.0, 0.0)
+    corr = np.full((4, len(names)), nan)
+    corr[0, names.index("position in line")] = -1.0          # the largest float, a later feature
+    corr[1, names.index("inside brackets")] = one_ulp_below   # "equal", an earlier feature
+    corr[1, names.index("bracket depth")] = 1.0               # the same unit: the earlier feature is its best
+    corr[2, names.index("inside brackets")] = 1.0             # same feature as unit 1: lower unit first
+    corr[3, names.index("vowel")] = 0.5
+    _fake_correlations(monkeypatch, corr)
+    ranked = A.rank_units(np.zeros((2, 4)), f, top=4)
+    assert [(m.unit, m.feature) for m in ranked] == [
+        (1, "inside brackets"), (2, "inside brackets"), (0, "position in line"), (3, "vowel")]
+    # Raw values are reported unrounded.
+    assert ranked[0].correlation == one_ulp_below and ranked[2].correlation == -1.0
+    # One feature: ties by unit index whatever the sign or the last bit.
+    corr[:, names.index("vowel")] = [-one_ulp_below, 1.0, -1.0, one_ulp_below]
+    _fake_correlations(monkeypatch, corr)
+    assert [m.unit for m in A.rank_units(np.zeros((2, 4)), f, feature="vowel")] == [0, 1, 2, 3]
+
+
+def test_finder_still_separates_scores_that_really_differ(monkeypatch):
+    names = list(A.FEATURE_DESCRIPTIONS)
+    corr = np.full((3, len(names)), float("nan"))
+    corr[:, 0] = [0.30001, 0.3, 1e-7]
+    corr[2, 1] = 2e-7
+    _fake_correlations(monkeypatch, corr)
+    ranked = A.rank_units(np.zeros((2, 3)), A.text_features("ab"), top=3)
+    assert [(m.unit, m.feature) for m in ranked] == [(0, names[0]), (1, names[0]), (2, names[1])]
+
+
+def test_most_active_units_ties_up_to_round_off_keep_the_lower_unit_first():
+    hs = np.zeros((2, 3))
+    hs[:, 0] = 0.3
+    hs[:, 1] = np.nextafter(0.3, 1.0)                         # larger by one ulp: still a tie
+    hs[:, 2] = 0.1
+    units, _ = A.most_active_units(hs, top=3)
+    assert units.tolist() == [0, 1, 2]
 
 
 def test_finder_leaves_out_constant_units_and_checks_its_arguments():
