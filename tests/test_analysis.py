@@ -127,7 +127,7 @@ def test_finder_ranks_a_planted_quote_unit_first():
     assert (ranked[1].unit, ranked[1].feature) == (7, "position in line")
     assert len(ranked) == 5
     assert len({m.unit for m in ranked}) == 5          # one row per unit
-    strengths = [abs(m.correlation) for m in ranked]
+    strengths = [round(abs(m.correlation), 9) for m in ranked]    # ranked on rounded strengths
     assert strengths == sorted(strengths, reverse=True)
 
 
