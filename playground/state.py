@@ -267,7 +267,12 @@ def training_status() -> None:
 
     @st.fragment(run_every=interval)
     def status() -> None:
-        _tick()
+        # Draw first, then train. When a run of this fragment ends, the timer's next run is
+        # usually already queued and starts at once; Streamlit then drops this fragment's
+        # messages that have not yet been sent to the browser. Drawn after the training slice,
+        # the count was dropped that way on most ticks (a frozen count on some pages); drawn
+        # before it, it is sent while the slice trains.
         _status_body()
+        _tick()
 
     status()
