@@ -15,7 +15,9 @@ import math
 import numpy as np
 
 from .history import BoundedHistory
-from .limits import MAX_CORPUS_CHARS
+from .limits import (MAX_BATCH_SIZE, MAX_CHARS_SEEN, MAX_CORPUS_CHARS, MAX_HIDDEN_SIZE, MAX_ITERATION,
+                     MAX_METADATA_CHARS, MAX_METADATA_STRING, MAX_SEED, MAX_SEQ_LENGTH, MAX_VOCAB_SIZE,
+                     check_float, check_int)
 from .model import PARAM_NAMES, VanillaRNN
 from .trainer import HISTORY_COLUMNS, VAL_COLUMNS, Trainer
 from .vocab import Vocab
@@ -51,8 +53,13 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
     """Write the whole training state to ``file`` (a path or a binary file object)."""
     if vocab.size != trainer.model.vocab_size:
         raise ValueError(f"vocab has {vocab.size} characters but the model expects {trainer.model.vocab_size}")
+    text = json.dumps(_meta(trainer), ensure_ascii=False)
+    # Only what load_checkpoint accepts is written: a saved run must always open again.
+    if len(text) > MAX_METADATA_CHARS:
+        raise ValueError(f"metadata takes {len(text)} characters as JSON; at most {MAX_METADATA_CHARS} can be saved")
+    _check_json(json.loads(text))
     arrays = {
-        "meta": np.array(json.dumps(_meta(trainer))),
+        "meta": np.array(text),
         "vocab": np.array(vocab.chars),
         "data_ids": np.asarray(trainer.data),
         "hprev": trainer.hprev,
@@ -74,30 +81,108 @@ def checkpoint_bytes(trainer: Trainer, vocab: Vocab) -> bytes:
     return buf.getvalue()
 
 
+class _Refused(ValueError):
+    """A problem found while parsing 'meta', reported as 'its 'meta' entry <message>'."""
+
+
+def _brief(value, limit: int = 60) -> str:
+    """repr() of a value from the file, cut short: error messages must not repeat a hostile file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _bad_code_point(codes: np.ndarray):
+    """The first code point that is no Unicode scalar value (a surrogate or above U+10FFFF), or None."""
+    bad = (codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))
+    return int(codes[np.argmax(bad)]) if bad.any() else None
+
+
 class _Reader:
-    """Typed access to the entries of an opened npz, with one clear error per problem."""
+    """Typed access to the entries of an opened npz, with one clear error per problem. Every entry's
+    shape, dtype and size are checked from its .npy header before the array is read, so no entry
+    can make the loader allocate more than the limits allow."""
 
     def __init__(self, npz):
         self.npz = npz
 
-    def get(self, key, shape=None, kinds="f", dtype=None):
+    def _unreadable(self, key, exc):
+        return ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})")
+
+    def header(self, key):
+        """(shape, dtype) of entry ``key``, read from its .npy header without loading the array."""
+        fmt = np.lib.format
+        try:
+            info = self.npz.zip.getinfo(f"{key}.npy")
+            with self.npz.zip.open(info) as f:
+                version = fmt.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = fmt.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = fmt.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                available = info.file_size - f.tell()
+        except KeyError as exc:
+            raise self._unreadable(key, "it is not in the archive") from exc
+        except Exception as exc:
+            raise self._unreadable(key, exc) from exc
+        if dtype.hasobject:
+            # Object arrays need pickle, which is refused.
+            raise ValueError(f"not a valid checkpoint: entry {key!r} holds Python objects, which are never loaded")
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise self._unreadable(key, f"its header has the shape {_brief(shape)}")
+        needed = math.prod(shape) * dtype.itemsize
+        if needed > available:
+            raise ValueError(f"not a valid checkpoint: entry {key!r} is truncated: its header promises "
+                             f"{needed} bytes, the archive holds {available}")
+        return shape, dtype
+
+    def check(self, key, shape=None, kinds="f", dtype=None, max_len=None, max_chars=None, columns=None,
+              max_rows=None):
+        """Validate entry ``key`` from its header; returns its shape. ``max_len``: a 1-D entry's
+        longest length; ``max_chars``: a string's; ``columns``/``max_rows``: a 2-D table's."""
+        found, dt = self.header(key)
+        if dt.kind not in kinds:
+            raise ValueError(f"not a valid checkpoint: entry {key!r} has dtype {dt}, expected kind {kinds!r}")
+        if dtype is not None and dt != dtype:
+            raise ValueError(f"not a valid checkpoint: entry {key!r} has dtype {dt}, expected {dtype}")
+        if shape is not None and found != tuple(shape):
+            raise ValueError(f"not a valid checkpoint: entry {key!r} has shape {found}, expected {tuple(shape)}")
+        if max_len is not None:
+            if len(found) != 1:
+                raise ValueError(f"not a valid checkpoint: entry {key!r} has shape {found}, expected 1-D")
+            if found[0] > max_len:
+                raise ValueError(f"not a valid checkpoint: entry {key!r} holds {found[0]} ids, "
+                                 f"more than the {max_len} allowed")
+        if max_chars is not None and dt.itemsize // 4 > max_chars:
+            raise ValueError(f"not a valid checkpoint: entry {key!r} holds {dt.itemsize // 4} characters, "
+                             f"more than the {max_chars} allowed")
+        if columns is not None and (len(found) != 2 or found[1] != columns):
+            raise ValueError(f"not a valid checkpoint: {key} must have shape (n, {columns}), got {found}")
+        if max_rows is not None and found[0] > max_rows:
+            raise ValueError(f"not a valid checkpoint: {key} has {found[0]} rows, more than its capacity {max_rows}")
+        return found
+
+    def get(self, key, shape=None, kinds="f", dtype=None, **limits):
+        """The array of entry ``key`` after ``check``; floats finite, strings valid Unicode."""
+        self.check(key, shape, kinds, dtype, **limits)
         try:
             arr = self.npz[key]
         except ValueError as exc:
             if "pickle" not in str(exc):
-                raise ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})") from exc
-            # Object arrays need pickle, which is refused.
+                raise self._unreadable(key, exc) from exc
             raise ValueError(f"not a valid checkpoint: entry {key!r} holds Python objects, which are never loaded") from exc
         except Exception as exc:
-            raise ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})") from exc
-        if arr.dtype.kind not in kinds:
-            raise ValueError(f"not a valid checkpoint: entry {key!r} has dtype {arr.dtype}, expected kind {kinds!r}")
-        if dtype is not None and arr.dtype != dtype:
-            raise ValueError(f"not a valid checkpoint: entry {key!r} has dtype {arr.dtype}, expected {dtype}")
-        if shape is not None and arr.shape != tuple(shape):
-            raise ValueError(f"not a valid checkpoint: entry {key!r} has shape {arr.shape}, expected {tuple(shape)}")
+            raise self._unreadable(key, exc) from exc
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise ValueError(f"not a valid checkpoint: entry {key!r} contains NaN or infinite values")
+        if arr.dtype.kind == "U" and arr.size:
+            # NumPy turns any 32-bit value into a str, even one Python cannot represent: check first.
+            order = arr.dtype.byteorder if arr.dtype.byteorder in "<>" else "="
+            bad = _bad_code_point(np.ascontiguousarray(arr).reshape(-1).view(f"{order}u4"))
+            if bad is not None:
+                raise ValueError(f"not a valid checkpoint: entry {key!r} is not valid text "
+                                 f"(it holds the code point {bad:#x}, which is no Unicode character)")
         return arr
 
 
@@ -107,17 +192,115 @@ def _field(meta: dict, key: str, types):
     return meta[key]
 
 
+def _int_field(meta: dict, key: str, lo: int, hi: int) -> int:
+    """A required integer field in [lo, hi]; the message names the field, the range and the value."""
+    return check_int(key, _field(meta, key, int), lo, hi)
+
+
 def _seed(meta: dict, key: str):
-    """A seed field: absent (0), null (fresh entropy) or a non-negative int, as np.random.default_rng takes."""
+    """A seed field: absent (0), null (fresh entropy) or an integer in [0, MAX_SEED], as
+    np.random.default_rng takes."""
     seed = meta.get(key, 0)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"not a valid checkpoint: field {key!r} must be a non-negative integer, got {seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise ValueError(f"not a valid checkpoint: field {key!r} must be a non-negative integer "
+                         f"up to {MAX_SEED}, got {_brief(seed)}")
     return seed
+
+
+# ---------------------------------------------------------------- the 'meta' JSON
+# An integer in the meta needs at most 39 digits (the generator's 128-bit state); Python would
+# spend quadratic time on, and json refuses with an internal message, anything much longer.
+_MAX_INT_DIGITS = 40
+_MAX_DEPTH = 32
+# The smoothed loss per window: at most ~745 nats per character (-ln of float64's smallest
+# probability) times MAX_SEQ_LENGTH characters; a bound with room to spare.
+_MAX_SMOOTH_LOSS = 1e6
+
+
+def _json_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise _Refused(f"holds an integer of {digits} digits; at most {_MAX_INT_DIGITS} are allowed")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"holds the number {text[:20]}{'...' if len(text) > 20 else ''}, which is too large")
+    return value
+
+
+def _json_constant(text: str):
+    raise _Refused(f"holds {text}, which is not a finite number")
+
+
+def _parse_meta(text: str) -> object:
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except _Refused as exc:
+        raise ValueError(f"not a valid checkpoint: its 'meta' entry {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("not a valid checkpoint: its 'meta' entry is nested too deeply") from exc
+    except ValueError as exc:   # JSONDecodeError
+        raise ValueError("not a valid checkpoint: its 'meta' entry is not valid JSON") from exc
+
+
+def _check_text(text: str, where: str) -> None:
+    if len(text) > MAX_METADATA_STRING:
+        raise ValueError(f"{where} has {len(text)} characters; at most {MAX_METADATA_STRING} are allowed")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{where} is not valid text (it holds an unpaired surrogate "
+                         f"U+{ord(text[exc.start]):04X})") from None
+
+
+def _check_json(value, path: str = "meta", depth: int = 0) -> None:
+    """Every string valid Unicode text of at most MAX_METADATA_STRING characters, every number
+    finite and short, nesting at most _MAX_DEPTH deep: what every page can show and every save
+    can write. ``value`` is parsed JSON; ``path`` names it in messages (meta.metadata.app...)."""
+    where = f"field {_brief(path, 80)}"
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{where} is nested more than {_MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, f"a key of {where}")
+            _check_json(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}, not a finite number")
+    elif isinstance(value, int) and abs(value) >= 10**_MAX_INT_DIGITS:
+        raise ValueError(f"{where} has more than {_MAX_INT_DIGITS} digits")
+
+
+def _rng_state(meta: dict) -> dict:
+    """The sampling generator's state: NumPy's PCG64 state dict, every field in its range."""
+    state = _field(meta, "rng_state", dict)
+    inner = state.get("state")
+    ok = (set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+          and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
+          and all(type(inner[k]) is int and 0 <= inner[k] < 2**128 for k in ("state", "inc"))
+          and state["has_uint32"] in (0, 1) and type(state["has_uint32"]) is int
+          and type(state["uinteger"]) is int and 0 <= state["uinteger"] < 2**32)
+    if not ok:
+        raise ValueError("not a valid checkpoint: the random generator state is malformed "
+                         "(expected NumPy's PCG64 state)")
+    return state
+
+
+# Messages that already say what is wrong with the file; anything else gets this prefix.
+_OWN_MESSAGES = ("not a valid checkpoint", "unsupported checkpoint format version")
 
 
 def load_checkpoint(file):
     """-> (trainer, vocab). Raises ValueError with a clear message for anything that is not a
-    complete, consistent checkpoint of this format."""
+    complete, consistent checkpoint of this format (every message starts "not a valid
+    checkpoint: ...", except for a file of an unsupported format version)."""
     try:
         npz = np.load(file, allow_pickle=False)
     except FileNotFoundError as exc:
@@ -127,33 +310,40 @@ def load_checkpoint(file):
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError("not a valid checkpoint: the file holds a single array, not an .npz archive")
     with npz:
-        unpacked = sum(info.file_size for info in npz.zip.infolist())
-        if unpacked > MAX_UNPACKED_BYTES:
-            raise ValueError(f"not a valid checkpoint: it would unpack to {unpacked / 2**20:.0f} MB, "
-                             f"more than the {MAX_UNPACKED_BYTES // 2**20} MB allowed")
-        return _build(npz)
+        try:
+            unpacked = sum(info.file_size for info in npz.zip.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ValueError(f"not a valid checkpoint: it would unpack to {unpacked / 2**20:.0f} MB, "
+                                 f"more than the {MAX_UNPACKED_BYTES // 2**20} MB allowed")
+            return _build(npz)
+        except ValueError as exc:
+            if str(exc).startswith(_OWN_MESSAGES):
+                raise
+            # A refusal of the model's or trainer's constructor: the file's value is out of range.
+            raise ValueError(f"not a valid checkpoint: {exc}") from exc
+        except Exception as exc:   # a malformed field no check anticipated: still just a bad file
+            raise ValueError(f"not a valid checkpoint: it could not be read ({type(exc).__name__})") from exc
 
 
 def _build(npz):
     r = _Reader(npz)
-    try:
-        meta = json.loads(str(r.get("meta", (), kinds="U")))
-    except json.JSONDecodeError as exc:
-        raise ValueError("not a valid checkpoint: its 'meta' entry is not valid JSON") from exc
+    meta = _parse_meta(str(r.get("meta", (), kinds="U", max_chars=MAX_METADATA_CHARS)))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError("not a valid checkpoint: it was not written by RNN Playground (no format marker)")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported checkpoint format version {meta.get('format_version')!r}; "
+        raise ValueError(f"unsupported checkpoint format version {_brief(meta.get('format_version'))}; "
                          f"this version reads version {FORMAT_VERSION}")
-    V = _field(meta, "vocab_size", int)
-    H = _field(meta, "hidden_size", int)
+    _check_json(meta)
+    V = _int_field(meta, "vocab_size", 1, MAX_VOCAB_SIZE)
+    H = _int_field(meta, "hidden_size", 1, MAX_HIDDEN_SIZE)
     opt = _field(meta, "optimizer", str)
     if opt not in _OPT_SLOTS:
-        raise ValueError(f"not a valid checkpoint: unknown optimizer {opt!r}")
+        raise ValueError(f"not a valid checkpoint: unknown optimizer {_brief(opt)}")
     dtype_name = _field(meta, "dtype", str)
     if dtype_name not in ("float64", "float32"):
-        raise ValueError(f"not a valid checkpoint: unsupported dtype {dtype_name!r}")
-    B = _field(meta, "batch_size", int)
+        raise ValueError(f"not a valid checkpoint: unsupported dtype {_brief(dtype_name)}")
+    B = _int_field(meta, "batch_size", 1, MAX_BATCH_SIZE)
+    T = _int_field(meta, "seq_length", 1, MAX_SEQ_LENGTH)
 
     expected = {"meta", "vocab", "data_ids", "hprev", "history", "val_history"}
     expected |= {f"param_{k}" for k in PARAM_NAMES}
@@ -163,12 +353,21 @@ def _build(npz):
     if expected - present:
         raise ValueError(f"not a valid checkpoint: missing entries {sorted(expected - present)}")
     if present - expected - optional:
-        raise ValueError(f"not a valid checkpoint: unexpected entries {sorted(present - expected - optional)}")
+        unexpected = sorted(present - expected - optional)
+        shown = ", ".join(_brief(k, 40) for k in unexpected[:5]) + (" ..." if len(unexpected) > 5 else "")
+        raise ValueError(f"not a valid checkpoint: unexpected entries [{shown}]")
 
-    chars = str(r.get("vocab", (), kinds="U"))
+    chars = str(r.get("vocab", (), kinds="U", max_chars=MAX_VOCAB_SIZE))
     vocab = Vocab(chars)
     if vocab.size != V:
         raise ValueError(f"not a valid checkpoint: vocabulary has {vocab.size} characters, meta says {V}")
+
+    # The text: both parts' sizes from their headers before either is read.
+    n_data = r.check("data_ids", kinds="iu", max_len=MAX_CORPUS_CHARS)[0]
+    n_val = r.check("val_ids", kinds="iu", max_len=MAX_CORPUS_CHARS)[0] if "val_ids" in present else 0
+    if n_data + n_val > MAX_CORPUS_CHARS:
+        raise ValueError(f"not a valid checkpoint: entries 'data_ids' and 'val_ids' hold {n_data + n_val} ids "
+                         f"together, more than the {MAX_CORPUS_CHARS} characters a text may have")
 
     model = VanillaRNN(V, H, seed=_seed(meta, "model_seed"), dtype=np.dtype(dtype_name))
     shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H,), "by": (V,)}
@@ -176,10 +375,8 @@ def _build(npz):
         model.params[k][...] = r.get(f"param_{k}", shapes[k], dtype=model.dtype)
 
     data = r.get("data_ids", kinds="iu")
-    if data.ndim != 1 or data.size > MAX_CORPUS_CHARS:
-        raise ValueError(f"not a valid checkpoint: training data must be 1-D with at most {MAX_CORPUS_CHARS} ids")
     val = r.get("val_ids", kinds="iu") if "val_ids" in present else None
-    trainer = Trainer(model, data, seq_length=_field(meta, "seq_length", int),
+    trainer = Trainer(model, data, seq_length=T,
                       learning_rate=_field(meta, "learning_rate", (int, float)), batch_size=B,
                       clip=_field(meta, "clip", (int, float)), optimizer=opt, val_ids=val,
                       seed=_seed(meta, "seed"))
@@ -189,30 +386,29 @@ def _build(npz):
             if s in ("mem", "cache", "v") and (state < 0).any():
                 raise ValueError(f"not a valid checkpoint: optimizer state {s} of {k} has negative entries")
             trainer.optimizer.state[s][k][...] = state
-    trainer.optimizer.t = _field(meta, "optimizer_steps", int)
-    if trainer.optimizer.t < 0:
-        raise ValueError("not a valid checkpoint: optimizer_steps must be >= 0")
+    trainer.optimizer.t = _int_field(meta, "optimizer_steps", 0, MAX_ITERATION)
     trainer.hprev[...] = r.get("hprev", (B, H), dtype=model.dtype)
     if np.abs(trainer.hprev).max(initial=0) > 1:
         raise ValueError("not a valid checkpoint: hidden states lie outside [-1, 1]")
-    trainer.iteration = _field(meta, "iteration", int)
-    trainer.position = _field(meta, "position", int)
-    trainer.chars_seen = _field(meta, "chars_seen", int)
-    smooth = _field(meta, "smooth_loss", (int, float))
-    if trainer.iteration < 0 or trainer.chars_seen < 0 or not 0 <= trainer.position < trainer.segment_length:
-        raise ValueError("not a valid checkpoint: iteration, position or characters seen out of range")
-    if not math.isfinite(smooth):
-        raise ValueError("not a valid checkpoint: smoothed loss is not finite")
-    trainer.smooth_loss = float(smooth)
+    trainer.iteration = _int_field(meta, "iteration", 0, MAX_ITERATION)
+    trainer.position = _int_field(meta, "position", 0, trainer.segment_length - 1)
+    trainer.chars_seen = _int_field(meta, "chars_seen", 0, MAX_CHARS_SEEN)
+    trainer.smooth_loss = check_float("smooth_loss", _field(meta, "smooth_loss", (int, float)), 0.0, _MAX_SMOOTH_LOSS)
     try:
-        trainer.rng.bit_generator.state = _field(meta, "rng_state", dict)
-    except (TypeError, ValueError, KeyError) as exc:
+        trainer.rng.bit_generator.state = _rng_state(meta)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        if str(exc).startswith(_OWN_MESSAGES):
+            raise
         raise ValueError("not a valid checkpoint: the random generator state is malformed") from exc
-    try:
-        trainer.history = BoundedHistory.from_matrix(HISTORY_COLUMNS, r.get("history"))
-        trainer.val_history = BoundedHistory.from_matrix(VAL_COLUMNS, r.get("val_history"), capacity=4_000)
-    except ValueError as exc:
-        raise ValueError(f"not a valid checkpoint: {exc}") from exc
+    tables = {}
+    for key, columns, history in (("history", HISTORY_COLUMNS, trainer.history),
+                                  ("val_history", VAL_COLUMNS, trainer.val_history)):
+        matrix = r.get(key, columns=len(columns), max_rows=history.capacity)
+        its = matrix[:, 0]
+        if its.size and (its.min() < 0 or its.max() > MAX_ITERATION):
+            raise ValueError(f"not a valid checkpoint: {key} has iterations outside 0..{MAX_ITERATION}")
+        tables[key] = BoundedHistory.from_matrix(columns, matrix, capacity=history.capacity)
+    trainer.history, trainer.val_history = tables["history"], tables["val_history"]
     metadata = meta.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ValueError("not a valid checkpoint: metadata must be a mapping")

@@ -25,6 +25,12 @@ __all__ = [
     "MIN_LEARNING_RATE",
     "MAX_LEARNING_RATE",
     "MAX_CLIP",
+    "MAX_ITERATION",
+    "MAX_CHARS_SEEN",
+    "MAX_SEED",
+    "MAX_LABEL_LENGTH",
+    "MAX_METADATA_CHARS",
+    "MAX_METADATA_STRING",
     "check_int",
     "check_float",
 ]
@@ -64,6 +70,24 @@ MAX_LEARNING_RATE = 10.0
 # Gradient clipping threshold (elementwise, as in min-char-rnn); above this it
 # never triggers in practice, so larger values only hide divergence.
 MAX_CLIP = 100.0
+
+# Training counters (iteration, optimizer steps) read back from a checkpoint. At 10^5 iterations
+# per second a run would need 300 years to get here; the bound keeps every count exact in the
+# float64 history and short enough to print.
+MAX_ITERATION = 10**15
+# Characters read: batch_size x seq_length per iteration.
+MAX_CHARS_SEEN = MAX_ITERATION * MAX_BATCH_SIZE * MAX_SEQ_LENGTH
+
+# Random seeds, as NumPy's generators take them (the app and the command line use < 2**32).
+MAX_SEED = 2**64 - 1
+
+# A corpus label: a built-in name or a file name, which file systems cap at 255 characters.
+MAX_LABEL_LENGTH = 255
+
+# A checkpoint's metadata (its JSON text) and every string in it. The app's metadata is a few
+# settings, a label and at most 40 samples of at most MAX_SAMPLE_LENGTH characters.
+MAX_METADATA_CHARS = 2_000_000
+MAX_METADATA_STRING = MAX_SAMPLE_LENGTH
 
 
 def _describe(value: object) -> str:
