@@ -249,7 +249,17 @@ class Run:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Run":
-        """Any rnn_core checkpoint: the app's own saves or one written by the command line."""
+        """Any rnn_core checkpoint: the app's own saves or one written by the command line.
+
+        The engine has checked every entry and that every string in the file is valid text; the
+        app's own fields are bounded here. A field of the wrong type is ignored (a foreign or
+        hand-edited file); a value out of range refuses the file (ValueError "not a valid
+        checkpoint: ..."), so nothing a page shows can be larger than the app itself would write.
+        """
+        import unicodedata
+
+        from rnn_core.limits import MAX_ITERATION, MAX_LABEL_LENGTH, MAX_SAMPLE_LENGTH
+
         trainer, vocab = load_checkpoint_bytes(data)
         app = trainer.metadata.get("app") if isinstance(trainer.metadata, dict) else None
         app = app if isinstance(app, dict) else {}   # a foreign or hand-edited file: ignore, don't crash
@@ -261,16 +271,34 @@ class Run:
             config = RunConfig.from_dict({"corpus": "custom", **saved, **tr_settings})
         except (TypeError, ValueError):
             config = RunConfig.from_dict({"corpus": "custom", **tr_settings})
+        label = app.get("corpus_label")
+        if not isinstance(label, str) or not label.strip():
+            label = "checkpoint"
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ValueError(f"not a valid checkpoint: its corpus label has {len(label)} characters; "
+                             f"at most {MAX_LABEL_LENGTH} are allowed")
+        if any(unicodedata.category(c) == "Cc" for c in label):
+            raise ValueError("not a valid checkpoint: its corpus label must be one line of text "
+                             "without control characters")
+        samples = app.get("samples")
+        samples = samples if isinstance(samples, list) else []
+        if len(samples) > MAX_SAMPLES_KEPT:
+            raise ValueError(f"not a valid checkpoint: it holds {len(samples)} samples; "
+                             f"at most {MAX_SAMPLES_KEPT} are kept")
+        kept = []
+        for item in samples:
+            if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int
+                    and isinstance(item[1], str)):
+                continue
+            if not 0 <= item[0] <= MAX_ITERATION or len(item[1]) > MAX_SAMPLE_LENGTH:
+                raise ValueError(f"not a valid checkpoint: a sample must have an iteration between 0 and "
+                                 f"{MAX_ITERATION} and at most {MAX_SAMPLE_LENGTH} characters")
+            kept.append((item[0], item[1]))
         run = cls.__new__(cls)
         run.config, run.vocab, run.trainer = config, vocab, trainer
-        label = app.get("corpus_label")
-        run.corpus_label = label if isinstance(label, str) else "checkpoint"
+        run.corpus_label = label
         run._init_runtime()
-        samples = app.get("samples")
-        for item in (samples if isinstance(samples, list) else [])[-MAX_SAMPLES_KEPT:]:
-            if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)
-                    and isinstance(item[1], str)):
-                run.samples.append((item[0], item[1]))
+        run.samples.extend(kept)
         return run
 
 
