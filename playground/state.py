@@ -14,6 +14,7 @@ from dataclasses import asdict, fields
 import streamlit as st
 
 from playground import figures, persist
+from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig
 
 # Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit a round trip
@@ -109,11 +110,6 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
-def markdown_literal(text: str) -> str:
-    """``text`` shown as itself inside Markdown (a corpus label may come from a file name)."""
-    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>$~:" else c for c in text)
-
-
 def get_run() -> Run:
     return st.session_state.run
 
@@ -184,12 +180,12 @@ def new_run_from_widgets() -> None:
         else:
             run = Run.from_builtin(config)
     except ValueError as exc:
-        flash("error", f"The run was not reset: {exc}")
+        flash("error", f"The run was not reset: {markdown_text(exc)}")
         return
     ss.run = run
     ss.running = False
     persist.save_now()
-    flash("success", f"New run: {run.corpus_label}, hidden size {config.hidden_size}, "
+    flash("success", f"New run: {markdown_text(run.corpus_label)}, hidden size {config.hidden_size}, "
                      f"sequence length {config.seq_length}, batch size {config.batch_size}.")
 
 
@@ -208,7 +204,7 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("### Current run")
         c = run.config
-        st.caption(f"**{markdown_literal(run.corpus_label)}** · {run.vocab.size} characters in vocabulary · "
+        st.caption(f"**{markdown_text(run.corpus_label)}** · {run.vocab.size} characters in vocabulary · "
                    f"{len(run.trainer.data):,} training characters")
         st.caption(f"hidden {c.hidden_size} · seq {c.seq_length} · batch {c.batch_size} · "
                    f"{run.trainer.optimizer_name} lr {run.trainer.learning_rate:g} · clip {run.trainer.clip:g}")
