@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from playground.escape import markdown_text
 from playground.run import Run
 from playground.store import (RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
                               new_run_id)
@@ -311,12 +312,12 @@ def restore_from_url() -> Run | None:
                 sp.status.version = current_version(requested)   # what this session continues from
                 st.session_state[SESSION_KEY] = sp
                 _adopt_text(run)
-                _flash("success", f"Welcome back: your run on {run.corpus_label} continues at iteration "
+                _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at iteration "
                                   f"{run.iteration:,}.")
                 return run
         except Exception as exc:   # a corrupt, foreign or unreadable file must not stop the app
             log.warning("restoring run %s failed: %s", requested[:6], exc)
-            _flash("warning", f"The saved run in your link could not be read ({exc}); {fresh}. "
+            _flash("warning", f"The saved run in your link could not be read ({markdown_text(exc)}); {fresh}. "
                               "The saved file was left untouched.")
     st.session_state.pop(SESSION_KEY, None)
     _session()     # a new id, not the requested one: never overwrite a file we could not read
