@@ -9,8 +9,9 @@ from dataclasses import asdict
 import streamlit as st
 
 from playground import state, uploads
-from playground.textviews import escape_text, visible_chars
-from rnn_core.corpora import BUILTIN_CORPORA, corpus_summary, load_builtin
+from playground.run import builtin_problem
+from playground.textviews import count, escape_text, reveal_invisible, visible_chars
+from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
 
 ss = st.session_state
@@ -128,7 +129,7 @@ if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom
     with st.container(border=True):
         st.markdown(f"**Next run's text: {corpus_name(next_corpus)}.** Press **Reset** in the sidebar to start a new "
                     f"model on it, with the settings on the Train page. That discards the current run's "
-                    f"{run.iteration:,} iterations (download a checkpoint on Save & load first to keep them).")
+                    f"{count(run.iteration, 'iteration')} (download a checkpoint on Save & load first to keep them).")
         st.button("Train on this text now", key="data_train_now", on_click=train_now, type="primary",
                   icon=":material/play_circle:")
         show_error("train")
@@ -137,33 +138,39 @@ st.subheader("The current run's text")
 facts = uploads.run_corpus_facts(run)
 show_metrics(facts["train_chars"] + facts["val_chars"], facts["vocab_size"], facts["unigram_bits_per_char"],
              facts["val_chars"])
-st.caption(f"**{escape_text(run.corpus_label)}** · the model trains on the first {facts['train_chars']:,} characters. "
+st.caption(f"**{escape_text(run.corpus_label)}** · the model trains on the first {count(facts['train_chars'], 'character')}. "
            f"Vocabulary: {char_strip(facts['chars'])}")
 with st.expander("Preview of the training text"):
-    st.code(facts["preview"], language=None, wrap_lines=True)
+    st.code(reveal_invisible(facts["preview"]), language=None, wrap_lines=True)
 
 st.subheader("Choose a text")
 builtin_tab, upload_tab, paste_tab = st.tabs(["Built-in texts", "Upload a file", "Paste text"])
 
 with builtin_tab:
     for key, description in BUILTIN_CORPORA.items():
+        # A built-in text that cannot be read (a package missing or broken) is described, not raised.
+        problem = builtin_problem(key)
         with st.container(border=True):
             head, button = st.columns([4, 1], vertical_alignment="center")
             head.markdown(f"**{key.capitalize()}** — {description}")
             in_use = run.config.corpus == key
             chosen = next_corpus == key
-            button.button("Current run" if in_use and chosen else "Chosen" if chosen else "Use this",
-                          key=f"data_use_{key}", on_click=choose_builtin, args=(key,), disabled=chosen,
-                          width="stretch")
+            button.button("Current run" if in_use and chosen else "Chosen" if chosen else
+                          "Not available" if problem else "Use this",
+                          key=f"data_use_{key}", on_click=choose_builtin, args=(key,),
+                          disabled=chosen or problem is not None, width="stretch")
+            if problem:
+                head.warning(problem, icon=":material/warning:")   # our own sentence, like the flash
+                continue
             summary = builtin_summary(key)
-            head.caption(f"{summary['length']:,} characters · {summary['vocab_size']} distinct · unigram entropy "
-                         f"{summary['unigram_bits_per_char']:.2f} bits/char")
+            head.caption(f"{count(summary['length'], 'character')} · {summary['vocab_size']} distinct · "
+                         f"unigram entropy {summary['unigram_bits_per_char']:.2f} bits/char")
             with st.expander("Preview"):
-                st.code(summary["preview"], language=None, wrap_lines=True)
+                st.code(reveal_invisible(summary["preview"]), language=None, wrap_lines=True)
 
 with upload_tab:
     st.file_uploader("A plain text file (.txt, UTF-8)", type=["txt"], key="data_upload", on_change=on_upload,
-                     help=f"Up to {MAX_UPLOAD_MB} MB and {MAX_CORPUS_CHARS:,} characters. "
+                     help=f"Up to {MAX_UPLOAD_MB} MB ({MAX_UPLOAD_BYTES:,} bytes) and {MAX_CORPUS_CHARS:,} characters. "
                           "Karpathy's tinyshakespeare works well.")
     show_error("upload")
 
@@ -177,9 +184,9 @@ if ss.custom_text:
     summary = custom_summary()
     with st.container(border=True):
         st.markdown(f"**Your text: {corpus_name('custom')}**")
-        st.caption(f"{summary['length']:,} characters · {summary['vocab_size']} distinct · unigram entropy "
+        st.caption(f"{count(summary['length'], 'character')} · {summary['vocab_size']} distinct · unigram entropy "
                    f"{summary['unigram_bits_per_char']:.2f} bits/char")
         with st.expander("Preview"):
-            st.code(summary["preview"], language=None, wrap_lines=True)
+            st.code(reveal_invisible(summary["preview"]), language=None, wrap_lines=True)
         if next_corpus != "custom":
             st.button("Use this text", key="data_custom_use", on_click=choose_builtin, args=("custom",))

@@ -52,7 +52,9 @@ def _show(c: str) -> str:
 
 
 def _context_html(context: str) -> str:
-    shown = "".join("&#9166;<br>" if c == "\n" else textviews.escape_text(c) for c in context)
+    # Line breaks as ⏎ plus a real break; invisible and text-reordering characters (U+202E, ...) by name.
+    shown = "".join("&#9166;<br>" if c == "\n" else textviews.escape_text(textviews.reveal_invisible(c))
+                    for c in context)
     return ('<div style="font-family:' + textviews.MONOSPACE + ';font-size:1.05rem;line-height:1.6;'
             'white-space:pre-wrap;background:#f7f7f9;border-radius:6px;padding:10px 14px;">'
             f'{shown}<span style="background:#e4572e;color:white;border-radius:3px;padding:0 5px;'

@@ -436,6 +436,11 @@ def describe_vocab(chars: str) -> str:
     return " ".join(parts)
 
 
+def _count(n: int, noun: str) -> str:
+    # textviews.count, without importing the HTML helpers into the numeric module.
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
 def unknown_chars_message(text: str, vocab_chars: str, what: str = "The text") -> str | None:
     """None when every character of ``text`` is in ``vocab_chars``; otherwise a plain sentence that
     names the unknown characters (with code points) and lists what is allowed."""
@@ -445,6 +450,6 @@ def unknown_chars_message(text: str, vocab_chars: str, what: str = "The text") -
         return None
     listed = ", ".join(describe_char(c) for c in unknown[:8])
     more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
-    return (f"{what} contains {len(unknown)} character(s) the model has never seen: {listed}{more}. "
-            f"It can only read the {len(vocab_chars)} characters of its training text: "
+    return (f"{what} contains {_count(len(unknown), 'character')} the model has never seen: {listed}{more}. "
+            f"It can only read the {_count(len(vocab_chars), 'character')} of its training text: "
             f"{describe_vocab(vocab_chars)}.")

@@ -61,7 +61,9 @@ def parse_guess(typed: str, vocab_chars: str) -> tuple[str | None, str | None]:
         shown = repr(typed) if typed else "nothing"
         return None, (f"Type exactly one character (you typed {shown}); for a line break type \\n.")
     if char not in vocab_chars:
-        return None, f"The model has never seen {char!r}: guess one of the {len(vocab_chars)} characters of its text."
+        known = (f"one of the {len(vocab_chars)} characters" if len(vocab_chars) != 1
+                 else "the only character")
+        return None, f"The model has never seen {char!r}: guess {known} of its text."
     return char, None
 
 

@@ -306,3 +306,45 @@ def window_chars(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """The window the next step will train on: (inputs, targets, h0, input characters)."""
     inputs, targets, h0 = run.trainer.current_window()
     return inputs, targets, h0, run.vocab.decode(inputs)
+
+
+# ---------------------------------------------------------------- built-in corpora that cannot be read
+# Tried in this order when a built-in corpus is missing or broken: Python's own sources come with
+# every Python, and Hello is generated, so one of them is always there.
+FALLBACK_CORPORA = ("python", "hello")
+
+
+def builtin_problem(key: str) -> str | None:
+    """None when built-in corpus ``key`` can be read; otherwise a sentence saying why not.
+
+    Loading is cached (rnn_core.corpora.load_builtin), so asking again costs nothing once a corpus
+    has been read. A failure is never cached: installing the missing package helps at once.
+    """
+    try:
+        load_builtin(key)
+    except ValueError as exc:   # rnn_core.corpora's own sentences: they name the corpus and the cause
+        reason = str(exc).strip().rstrip(".")
+    except Exception as exc:    # a broken installation (unreadable file, bad data): still only "not available"
+        reason = f"the {BUILTIN_LABELS.get(key, key)} corpus could not be read ({type(exc).__name__})"
+    else:
+        return None
+    return f"{reason[:1].upper()}{reason[1:]}."
+
+
+def builtin_run_or_fallback(config: RunConfig) -> tuple[Run, str | None]:
+    """A run on ``config``'s built-in corpus and None, or, when that corpus cannot be read, a run with
+    the same settings on the first FALLBACK_CORPORA text that can, and a sentence saying so.
+
+    Settings that are not allowed raise ValueError as Run does (no fallback for those).
+    """
+    config.validate()
+    if config.corpus not in BUILTIN_CORPORA:
+        raise ValueError(f"corpus must be one of {', '.join(BUILTIN_CORPORA)}, got {config.corpus!r}")
+    problem = builtin_problem(config.corpus)
+    if problem is None:
+        return Run.from_builtin(config), None
+    for key in FALLBACK_CORPORA:
+        if key != config.corpus and builtin_problem(key) is None:
+            run = Run.from_builtin(replace(config, corpus=key))
+            return run, f"{problem} This run trains on {run.corpus_label} instead."
+    raise ValueError(problem)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from playground import figures, persist
 from playground.escape import markdown_text
-from playground.run import PRESETS, Run, RunConfig
+from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
 # Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit a round trip
 # whatever the timer (and a full garbage collection unless runner.postScriptGC is off, as it is in
@@ -69,8 +69,15 @@ def init_session() -> None:
     for key, value in UI_DEFAULTS.items():
         ss.setdefault(key, value)
     if "run" not in ss:
-        # A ?run=<id> link continues that saved run; otherwise a fresh one.
-        ss.run = persist.restore_from_url() or Run.from_builtin(PRESETS["classic"])
+        # A ?run=<id> link continues that saved run; otherwise a fresh one, on another built-in
+        # text (with a sentence saying so) if the classic one cannot be read.
+        run = persist.restore_from_url()
+        if run is None:
+            run, problem = builtin_run_or_fallback(PRESETS["classic"])
+            if problem:
+                earlier = ss.get("flash")       # e.g. why the run in the link could not be opened
+                flash("warning", f"{earlier[1]} {problem}" if earlier else problem)
+        ss.run = run
     for f in fields(RunConfig):
         # The Train page's widgets keep these with persist_state="session", so a value survives
         # while that page is not shown; a key is only missing in a brand-new session.
@@ -177,16 +184,23 @@ def new_run_from_widgets() -> None:
             if not ss.custom_text:
                 raise ValueError("no uploaded or pasted text yet: add one on the Data page first")
             run = Run(config, ss.custom_text, ss.custom_label or "your text")
+            problem = None
         else:
-            run = Run.from_builtin(config)
+            run, problem = builtin_run_or_fallback(config)
     except ValueError as exc:
         flash("error", f"The run was not reset: {markdown_text(exc)}")
         return
     ss.run = run
     ss.running = False
+    if problem:   # the chosen built-in text cannot be read: the run is on another one
+        ss.cfg_corpus = run.config.corpus
     persist.save_now()
-    flash("success", f"New run: {markdown_text(run.corpus_label)}, hidden size {config.hidden_size}, "
-                     f"sequence length {config.seq_length}, batch size {config.batch_size}.")
+    done = (f"New run: {markdown_text(run.corpus_label)}, hidden size {config.hidden_size}, "
+            f"sequence length {config.seq_length}, batch size {config.batch_size}.")
+    if problem:
+        flash("warning", f"{problem} {done}")
+    else:
+        flash("success", done)
 
 
 @locked

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import math
+import unicodedata
 from typing import Sequence
 
 import numpy as np
@@ -37,26 +38,60 @@ SURPRISE_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
 MONOSPACE = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace"
 
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+# Characters that draw nothing (zero-width, format and direction controls) or that move the text
+# around them (a right-to-left override reverses everything after it): shown by a short name.
+_INVISIBLE_NAMES = {
+    "\u00ad": "SHY", "\u034f": "CGJ", "\u061c": "ALM", "\u180e": "MVS",
+    "\u200b": "ZWSP", "\u200c": "ZWNJ", "\u200d": "ZWJ", "\u200e": "LRM", "\u200f": "RLM",
+    "\u2028": "LSEP", "\u2029": "PSEP",
+    "\u202a": "LRE", "\u202b": "RLE", "\u202c": "PDF", "\u202d": "LRO", "\u202e": "RLO",
+    "\u2060": "WJ", "\u2066": "LRI", "\u2067": "RLI", "\u2068": "FSI", "\u2069": "PDI",
+    "\ufeff": "ZWNBSP",
+}
+# Unicode categories that never draw a glyph of their own: other controls, format characters (Cf,
+# which includes every bidi control), line/paragraph separators, lone surrogates.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # Characters Markdown/Streamlit would act on even after html.escape.
 _MARKDOWN_ENTITIES = {c: f"&#{ord(c)};" for c in "$*_`[]:~#|\\{}"}
 
 
 def visible_char(c: str) -> str:
-    """Printable stand-in for one character: ' '->'␣', '\\n'->'⏎', '\\t'->'⇥',
-    other control characters -> their Unicode 'control picture'; others unchanged."""
+    """Printable stand-in for one character, for every per-character view (text views, heatmap and
+    chart labels, tables): ' '->'␣', '\\n'->'⏎', '\\t'->'⇥', other C0 controls -> their Unicode
+    'control picture'; characters that draw nothing or reorder the text (zero-width characters,
+    bidi controls such as U+202E, any category Cc/Cf/Zl/Zp/Cs) -> a bracketed name such as
+    '⟨RLO⟩', '⟨ZWSP⟩' or '⟨U+0085⟩'; every other character unchanged."""
     if c in _VISIBLE:
         return _VISIBLE[c]
-    code = ord(c) if len(c) == 1 else -1
-    if 0 <= code < 32:
+    if len(c) != 1:
+        return c
+    code = ord(c)
+    if code < 32:
         return chr(0x2400 + code)
     if code == 0x7F:
         return "␡"
+    if c in _INVISIBLE_NAMES:
+        return f"⟨{_INVISIBLE_NAMES[c]}⟩"
+    if unicodedata.category(c) in _INVISIBLE_CATEGORIES:
+        return f"⟨U+{code:04X}⟩"
     return c
 
 
 def visible_chars(chars: str | Sequence[str]) -> list[str]:
     """``visible_char`` applied to each character of a string or list of characters."""
     return [visible_char(c) for c in chars]
+
+
+def reveal_invisible(text: str) -> str:
+    """``text`` with spaces, tabs and line breaks kept as they are and every other invisible or
+    text-reordering character replaced by its ``visible_char`` stand-in: for text shown as a text
+    (previews, the Guess page's passage) rather than character by character."""
+    return "".join(c if c in " \t\n" else visible_char(c) for c in text)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 character', '0 characters', '12,345 characters': a number and its noun, agreeing."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def escape_text(s: str) -> str:

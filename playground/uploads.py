@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from playground.run import Run
+from playground.textviews import count
 from rnn_core.corpora import corpus_summary, text_from_bytes, train_val_split, validate_corpus
 
 MAX_LABEL_CHARS = 40
@@ -63,7 +64,7 @@ def check_trainable(text: str, *, seq_length: int, batch_size: int, val_fraction
         while train_val_split(total, val_fraction) < needed:
             total += 1
         raise ValueError(
-            f"The text has {len(text):,} characters. With sequence length {seq_length} and batch size "
+            f"The text has {count(len(text), 'character')}. With sequence length {seq_length} and batch size "
             f"{batch_size}, training needs {needed:,} characters after {val_fraction:.0%} is set aside "
             f"for validation, so at least {total:,} in all. Use a longer text or smaller settings on "
             f"the Train page.")

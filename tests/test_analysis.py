@@ -314,7 +314,7 @@ def test_unknown_chars_message_names_each_character_and_what_is_allowed():
     vocab = "\n !ABCDabcdefghijklmnopqrstuvwxyz"
     assert A.unknown_chars_message("abc def\n", vocab) is None
     msg = A.unknown_chars_message("ab€c\x00€", vocab, what="The prime")
-    assert msg.startswith("The prime contains 2 character(s)")
+    assert msg.startswith("The prime contains 2 characters the model has never seen")
     assert "'€' (U+20AC)" in msg and "U+0000" in msg
     assert f"{len(vocab)} characters" in msg
     assert "newline space ! A\u2060–\u2060D a\u2060–\u2060z" in msg

@@ -1,5 +1,6 @@
 """The Data and Save & load pages: accepting user text and checkpoints (pure functions) and the pages
 themselves in Streamlit's AppTest. A bad file never touches the current run."""
+import html
 import io
 import pathlib
 import pickle
@@ -12,8 +13,7 @@ from streamlit.testing.v1 import AppTest
 from playground import persist, uploads
 from playground.run import Run, RunConfig
 from rnn_core import PARAM_NAMES
-from rnn_core.corpora import corpus_summary
-from rnn_core.limits import MAX_UPLOAD_MB
+from rnn_core.corpora import MAX_UPLOAD_BYTES, corpus_summary
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
 DATA, FILES = "pages/data.py", "pages/files.py"
@@ -26,7 +26,7 @@ BAD_TEXT_FILES = {
     "nul": (b"hello\x00world\n" * 200, "binary"),
     "latin1": ("café au lait, crème brûlée\n".encode("latin-1") * 100, "UTF-8"),
     "utf16": ("hello\n".encode("utf-16") * 100, "UTF-16"),
-    "oversized": (b"a" * (MAX_UPLOAD_MB * 2**20 + 1), "larger than the limit"),
+    "oversized": (b"a" * (MAX_UPLOAD_BYTES + 1), "larger than the limit of 10 MB"),
 }
 
 
@@ -217,6 +217,21 @@ def test_a_bad_upload_shows_an_error_and_leaves_everything_as_it_was(name):
     assert len(errors) == 1 and reason in errors[0] and f"{name}.txt was not used" in errors[0]
     assert at.session_state.run is run and run.iteration == 3
     assert at.session_state.custom_text is None
+
+
+def test_the_upload_limit_in_the_help_is_the_one_applied():
+    at = open_page(DATA, run=small_run())
+    uploader = at.file_uploader(key="data_upload")
+    assert uploader.help.startswith("Up to 10 MB (10,000,000 bytes) and 2,000,000 characters.")
+    # Exactly the limit: past the size check (such a file only fails on its number of characters).
+    uploader.upload("exact.txt", b"a" * MAX_UPLOAD_BYTES, "text/plain").run()
+    (error,) = texts(at.error)
+    assert "larger than the limit" not in error and "The text has 10,000,000 characters" in error
+    # One byte more: our own sentence.
+    at.file_uploader(key="data_upload").upload("over.txt", b"a" * (MAX_UPLOAD_BYTES + 1), "text/plain").run()
+    (error,) = texts(at.error)
+    assert html.unescape(error) == ("The file over.txt was not used. The file is 10 MB (10,000,001 bytes), larger than the "
+                     "limit of 10 MB (10,000,000 bytes).")
 
 
 def test_pasted_text_is_accepted_and_train_now_starts_a_run_on_it(isolated_app):

