@@ -7,14 +7,24 @@ When runs are saved:
 * ``save_now`` — on pause, on reset and when a checkpoint is loaded (called by state.py's callbacks);
 * ``autosave_if_due`` — from the training tick, at least every AUTOSAVE_SECONDS while training;
 * ``after_init`` — on every script run, if the paused run changed since its last save (Step,
-  a divergence stop, a live setting), so no path that changes a run needs its own hook.
+  a divergence stop, a live setting), so no path that changes a run needs its own hook;
+* by the sweeper thread, when a session whose run changed has run no script for IDLE_SECONDS:
+  its tab was closed or reloaded mid-training (training stops with the tab's timer);
+* when a new session opens a run that another live session of this process holds (a reload):
+  that session's current state is written first, so the reload continues from the moment it happened;
+* at interpreter exit (a server stopped with SIGTERM or Ctrl-C exits normally): every live
+  session's unsaved run, written synchronously.
+So a reload, a closed tab and a graceful stop lose nothing; a crash (SIGKILL, power) loses at most
+the last AUTOSAVE_SECONDS of training.
 
 A save takes a consistent snapshot in the script thread (a trainer clone, ~10 ms) and leaves the
 slow part (compressing ~1 MB, writing) to one background thread, so Pause answers at once. The
 thread never touches streamlit: it reports through a SaveStatus the script thread reads.
 
-The URL gets the id only once the run has been saved, so a reload never promises a run that was
-never stored. A save failure (disk full, no permission) never raises: the user is warned once.
+The URL gets the id, and the Save & load page the link, only once a save under that id has been
+written, so neither ever promises a run that was never stored. A save failure (disk full, no
+permission) never raises: the sidebar says so on every page until a later save succeeds, in the
+user's terms (the details, paths included, go to the log).
 
 One link open in two tabs is two sessions training copies of one run. Each write records a version
 of the run id (in this process); a session that finds its run written by another session since it
@@ -23,7 +33,9 @@ run there (new link, a message). Both lines of training are kept.
 """
 from __future__ import annotations
 
+import atexit
 import copy
+import errno
 import logging
 import secrets
 import threading
@@ -42,7 +54,14 @@ from playground.uploads import run_text
 
 log = logging.getLogger(__name__)
 
-AUTOSAVE_SECONDS = 30.0
+# While training: how much a crash can lose, against the cost of a save (a trainer clone in the
+# script thread, then compressing the checkpoint in the save thread).
+AUTOSAVE_SECONDS = 10.0
+SWEEP_SECONDS = 1.0           # how often the sweeper looks at the live sessions
+IDLE_SECONDS = 3.0            # no script run for this long while its run changed: the tab is gone
+FORGET_SECONDS = 600.0        # a saved session idle this long leaves the registry (it re-joins on use)
+LOCK_WAIT_SECONDS = 3.0       # sweeper, reload and exit wait this long for a tick to finish
+PAUSE_SAVE_WAIT_SECONDS = 2.0 # Pause waits this long for its save, so the page shows the outcome
 PRUNE_EVERY_SECONDS = 3600.0
 RESTORE_WAIT_SECONDS = 10.0   # a reload waits this long at most for its own run's pending save
 QUERY_KEY = "run"
@@ -79,13 +98,16 @@ class SaveStatus:
         self.error: str | None = None          # the last failure, cleared by a later success
         self.saved_iteration: int | None = None
         self.saved_at: float | None = None     # time.time() of the last successful save
+        self.saved_id: str | None = None       # run id of the last successful save
         self.version: str | None = None        # version of the run this session last read or wrote
         self.moved_to: str | None = None       # run id its saves went to after a conflict
 
-    def succeeded(self, iteration: int, at: float | None = None) -> None:
+    def succeeded(self, iteration: int, at: float | None = None, run_id: str | None = None) -> None:
         with self._lock:
             self.error, self.saved_iteration = None, iteration
             self.saved_at = time.time() if at is None else at
+            if run_id is not None:
+                self.saved_id = run_id
 
     def wrote(self, run_id: str, version: str, moved: bool) -> None:
         with self._lock:
@@ -125,6 +147,11 @@ class _SaveWorker:
                 self._thread = threading.Thread(target=self._loop, name="rnn-playground-saver", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
+
+    def pending(self, status: SaveStatus) -> bool:
+        """True while a save of this status is queued or being written."""
+        with self._cond:
+            return any(key[1] == id(status) for key in (*self._pending, *self._busy))
 
     def wait(self, run_id: str | None = None, timeout: float | None = None) -> bool:
         """Block until the run's queued save (every save if None) is written; False on timeout."""
@@ -172,14 +199,26 @@ def _write(job: _Job) -> None:
     try:
         job.store.save(target, job.snapshot.to_bytes())
     except Exception as exc:   # disk full, permissions, anything: the app must keep running
-        log.warning("saving run %s failed: %s", target[:6], exc)
-        status.failed(f"{type(exc).__name__}: {exc}")
+        log.warning("saving run %s failed: %r", target[:6], exc)
+        status.failed(save_error_sentence(exc))
     else:
         version = secrets.token_hex(8)
         with _VERSIONS_GUARD:
             _VERSIONS[target] = version
         status.wrote(target, version, moved)
-        status.succeeded(job.snapshot.iteration)
+        status.succeeded(job.snapshot.iteration, run_id=target)
+
+
+def save_error_sentence(exc: BaseException) -> str:
+    """What went wrong with a save, in the user's terms: never a path, an errno or a class name."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "the server's disk is full"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the server is not allowed to write to its data directory"
+    if isinstance(exc, OSError):
+        return "the server's data directory cannot be written to"
+    return "an unexpected error on the server (it is in the server's log)"
 
 
 _WORKER = _SaveWorker()
@@ -224,14 +263,122 @@ def _maybe_prune(store: RunStore, keep: str) -> None:
 
 
 # ---------------------------------------------------------------- one session's persistence state
-@dataclass
+@dataclass(eq=False)
 class SessionPersist:
     run_id: str
-    linked: bool = False                      # saved at least once: the URL carries run_id
     saved_signature: tuple | None = None      # what the last save captured (see _signature)
-    warned: bool = False                      # the one save-failure warning has been shown
     throttle: SaveThrottle = field(default_factory=lambda: SaveThrottle(AUTOSAVE_SECONDS))
     status: SaveStatus = field(default_factory=SaveStatus)
+    # Mirrors of the session's run, run lock and store, set by the script thread on every script
+    # run and tick, so the sweeper and the exit hook can save a session without touching streamlit.
+    run: Run | None = None
+    lock: threading.RLock | None = None
+    store: RunStore | None = None
+    seen_at: float = field(default_factory=time.monotonic)
+    training: bool = False                    # it was training at its last script run or tick
+
+    @property
+    def linked(self) -> bool:
+        """A save under this run id has been written: its link restores the run."""
+        return self.status.saved_id == self.run_id
+
+
+# ---------------------------------------------------------------- live sessions (sweeper, reload, exit)
+# Every session that ran a script recently, by id(): the sweeper saves those whose tab went away
+# mid-training, a reload flushes the session it replaces, and the exit hook saves them all.
+_LIVE: dict[int, SessionPersist] = {}
+_LIVE_GUARD = threading.Lock()
+_SWEEPER: list[threading.Thread] = []
+SWEEP_IN_BACKGROUND = True    # the unit tests call sweep() themselves, with their own clock
+
+
+def _register(sp: SessionPersist, run: Run) -> None:
+    """Script thread: record the session's current run for saves made outside its script runs."""
+    sp.run, sp.lock, sp.seen_at = run, st.session_state.get("run_lock"), time.monotonic()
+    sp.training = bool(st.session_state.get("running"))
+    sp.store = get_store()
+    with _LIVE_GUARD:
+        _LIVE[id(sp)] = sp
+        if SWEEP_IN_BACKGROUND and (not _SWEEPER or not _SWEEPER[0].is_alive()):
+            _SWEEPER[:] = [threading.Thread(target=_sweep_forever, name="rnn-playground-sweeper", daemon=True)]
+            _SWEEPER[0].start()
+
+
+def _save_if_changed(sp: SessionPersist, timeout: float) -> bool:
+    """Any thread: queue a save of ``sp``'s run if it changed since its last save. Takes the
+    session's run lock (so never mid-step), waiting at most ``timeout`` s; True if queued."""
+    lock, run = sp.lock, sp.run
+    if lock is None or run is None or sp.store is None:
+        return False
+    if not lock.acquire(timeout=timeout) if timeout > 0 else not lock.acquire(blocking=False):
+        return False
+    try:
+        run = sp.run
+        if run is None or _signature(run) == sp.saved_signature:
+            return False
+        _submit(sp, run, sp.store)
+        return True
+    finally:
+        lock.release()
+
+
+def sweep(now: float | None = None) -> list[SessionPersist]:
+    """One look at the live sessions: save those that were training and have run no script for
+    IDLE_SECONDS (their tab went away; a paused session's changes are saved by its own script
+    run), forget those saved and idle for FORGET_SECONDS. Returns the sessions it queued a save for."""
+    now = time.monotonic() if now is None else now
+    with _LIVE_GUARD:
+        live = list(_LIVE.values())
+    saved = []
+    for sp in live:
+        idle = now - sp.seen_at
+        if idle < IDLE_SECONDS:
+            continue
+        if sp.training and _save_if_changed(sp, timeout=0):
+            saved.append(sp)
+        elif idle >= FORGET_SECONDS and not _WORKER.pending(sp.status):
+            with _LIVE_GUARD:
+                if _LIVE.get(id(sp)) is sp and sp.seen_at <= now - FORGET_SECONDS:
+                    del _LIVE[id(sp)]
+                    sp.run = None       # the session's own state still holds its run
+    return saved
+
+
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(SWEEP_SECONDS)   # a timer, not synchronisation: it only bounds how stale a save is
+        try:
+            sweep()
+        except Exception:   # the sweeper must outlive any one session's trouble
+            log.exception("saving idle sessions failed")
+
+
+def _flush_holders(run_id: str) -> None:
+    """Before a new session opens ``run_id``: write the state of live sessions holding it (the tab
+    being reloaded, still in memory), so the reload continues from where it was."""
+    with _LIVE_GUARD:
+        holders = [sp for sp in _LIVE.values() if sp.run_id == run_id]
+    for sp in holders:
+        _save_if_changed(sp, timeout=LOCK_WAIT_SECONDS)
+
+
+def save_all_at_exit(timeout: float = 30.0) -> bool:
+    """Interpreter exit (a graceful server stop): save every live session's changed run and wait
+    for the writes. True if everything was written in time."""
+    with _LIVE_GUARD:
+        live = list(_LIVE.values())
+    for sp in live:
+        try:
+            _save_if_changed(sp, timeout=LOCK_WAIT_SECONDS)
+        except Exception:
+            log.exception("saving a session at exit failed")
+    done = _WORKER.wait(timeout=timeout)
+    if live:
+        log.info("saved %d live sessions at exit%s", len(live), "" if done else " (some writes timed out)")
+    return done
+
+
+atexit.register(save_all_at_exit)
 
 
 def _session() -> SessionPersist:
@@ -300,6 +447,7 @@ def restore_from_url() -> Run | None:
     elif not is_valid_run_id(requested):
         _flash("warning", f"No saved run with that link; {fresh}.")
     else:
+        _flush_holders(requested)                         # a reload: the tab it replaces, as it is now
         wait_for_saves(requested, RESTORE_WAIT_SECONDS)   # a reload right after Pause gets that save
         try:
             payload = store.load(requested)
@@ -307,8 +455,9 @@ def restore_from_url() -> Run | None:
                 _flash("warning", f"No saved run with that link (runs unused for a week are deleted); {fresh}.")
             else:
                 run = Run.from_bytes(payload)
-                sp = SessionPersist(requested, linked=True, saved_signature=_signature(run))
-                sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime)
+                sp = SessionPersist(requested, saved_signature=_signature(run))
+                sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime,
+                                    run_id=requested)
                 sp.status.version = current_version(requested)   # what this session continues from
                 st.session_state[SESSION_KEY] = sp
                 _adopt_text(run)
@@ -316,8 +465,12 @@ def restore_from_url() -> Run | None:
                                   f"{run.iteration:,}.")
                 return run
         except Exception as exc:   # a corrupt, foreign or unreadable file must not stop the app
-            log.warning("restoring run %s failed: %s", requested[:6], exc)
-            _flash("warning", f"The saved run in your link could not be read ({markdown_text(exc)}); {fresh}. "
+            log.warning("restoring run %s failed: %r", requested[:6], exc)
+            # A checkpoint's own ValueError says what is wrong with the file; anything else (an
+            # OSError names a server path) is said in the user's terms.
+            reason = str(exc) if isinstance(exc, ValueError) else save_error_sentence(exc).replace(
+                "written to", "read")
+            _flash("warning", f"The saved run in your link could not be read ({markdown_text(reason)}); {fresh}. "
                               "The saved file was left untouched.")
     st.session_state.pop(SESSION_KEY, None)
     _session()     # a new id, not the requested one: never overwrite a file we could not read
@@ -326,10 +479,11 @@ def restore_from_url() -> Run | None:
 
 
 def after_init() -> None:
-    """Every script run: save a paused run that changed, keep ?run= in the URL, prune, warn once."""
+    """Every script run: save a paused run that changed, keep ?run= in the URL, prune."""
     ss = st.session_state
     sp = _session()
     run = ss.run
+    _register(sp, run)
     if sp.saved_signature is None:
         sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
     elif not ss.get("running") and _signature(run) != sp.saved_signature:
@@ -338,35 +492,50 @@ def after_init() -> None:
     store = get_store()
     if store is not None and sp.linked:
         _maybe_prune(store, keep=sp.run_id)
-    if sp.status.error and not sp.warned and not ss.get("flash"):
-        sp.warned = True
-        _flash("warning", "Your run could not be saved on the server, so a reload or a server restart would "
-                          f"lose it ({sp.status.error}). Download a checkpoint on Save & load to keep it.")
 
 
-def save_now() -> None:
-    """Queue a save of the current run (pause, reset, checkpoint load). Never raises."""
-    sp = _session()
-    run = st.session_state.run
+def save_problem() -> str | None:
+    """The sentence the sidebar shows while the session's latest save has failed, else None."""
+    error = _session().status.error
+    if not error:
+        return None
+    return (f"Your run could not be saved: {error}. A reload or a server restart would lose the training "
+            "since the last save; download a checkpoint on Save & load to keep it.")
+
+
+def _submit(sp: SessionPersist, run: Run, store: RunStore | None) -> None:
+    """Queue a save of ``run`` for session ``sp`` (any thread; the caller holds the run lock)."""
     sp.saved_signature = _signature(run)
     sp.throttle.mark_saved()
-    store = get_store()
     if store is None:
-        sp.status.failed(f"the data directory {default_data_dir()} cannot be used")
+        sp.status.failed("saved runs are not available on this server (its data directory cannot be used)")
         return
     try:
         _WORKER.submit(_Job(store, sp.run_id, snapshot(run), sp.status))
     except Exception as exc:   # e.g. no thread could be started
-        sp.status.failed(f"{type(exc).__name__}: {exc}")
-        return
-    # The URL is updated by the script run that follows (after_init) or by the autosave in the
-    # tick: writing st.query_params from a widget callback disturbs the rerun that follows it.
-    sp.linked = True
+        log.warning("queueing a save failed: %r", exc)
+        sp.status.failed(save_error_sentence(exc))
+
+
+def save_now(wait: float = 0.0) -> None:
+    """Queue a save of the current run (pause, reset, checkpoint load). Never raises.
+
+    ``wait``: seconds to wait for the write, so the script run that follows shows its outcome.
+    The URL is updated by that script run (after_init) or by the autosave in the tick: writing
+    st.query_params from a widget callback disturbs the rerun that follows it.
+    """
+    sp = _session()
+    run = st.session_state.run
+    sp.run = run
+    _submit(sp, run, get_store())
+    if wait > 0:
+        wait_for_saves(sp.run_id, wait)
 
 
 def autosave_if_due() -> None:
     """From the training tick: save when AUTOSAVE_SECONDS have passed since the last save."""
     sp = _session()
+    sp.run, sp.seen_at, sp.training = st.session_state.run, time.monotonic(), True
     if sp.throttle.due():
         save_now()
     _sync_url(sp)

@@ -152,9 +152,14 @@ class RunStore:
         self._ensure_dir()
 
     def _ensure_dir(self) -> None:
+        """Create the data directory (and missing parents) private to this user. A directory that
+        already exists keeps its mode: it may be shared (say /tmp), and run files are 0600 anyway."""
+        if self.data_dir.is_dir():
+            return
+        missing = [d for d in (self.data_dir, *self.data_dir.parents) if not d.exists()]
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode is filtered by the umask and ignored for an existing dir; runs are private.
-        os.chmod(self.data_dir, 0o700)
+        for directory in missing:   # mkdir's mode is filtered by the umask: set it on what we made
+            os.chmod(directory, 0o700)
 
     def path_for(self, run_id: str) -> Path:
         """Path of the run file; raises ValueError for an invalid id (before any file access)."""

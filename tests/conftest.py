@@ -12,6 +12,17 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
     """Saved runs of app tests go to a temporary directory, never the user's cache."""
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path_factory.mktemp("runs")))
 
+
+@pytest.fixture(autouse=True)
+def _no_background_sweeper(monkeypatch):
+    """App tests' sessions are saved by their own script runs; tests that look at the sweeper call
+    persist.sweep() with their own clock. Sessions of one test are forgotten before the next."""
+    from playground import persist
+    monkeypatch.setattr(persist, "SWEEP_IN_BACKGROUND", False)
+    yield
+    with persist._LIVE_GUARD:
+        persist._LIVE.clear()
+
 from rnn_core import PARAM_NAMES, Trainer, VanillaRNN, Vocab
 
 HELLO_TEXT = "hello\n" * 50

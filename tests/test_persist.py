@@ -115,7 +115,7 @@ def test_a_failed_write_is_reported_in_the_status_not_raised():
     run_id = new_run_id()
     persist._WORKER.submit(persist._Job(FullDisk(), run_id, persist.snapshot(small_run()), status))
     assert persist.wait_for_saves(run_id)
-    assert "No space left on device" in status.error and status.saved_at is None
+    assert status.error == "the server's disk is full" and status.saved_at is None
 
 
 def save_as(store, run_id, run, status):
@@ -268,7 +268,7 @@ def test_a_restored_custom_text_run_brings_its_text_so_reset_works(data_dir):
     assert at.session_state.cfg_corpus == "custom"
 
 
-def test_an_unusable_data_dir_warns_once_and_the_app_keeps_working(monkeypatch, data_dir, tmp_path):
+def test_an_unusable_data_dir_is_reported_in_the_sidebar_until_a_save_succeeds(monkeypatch, data_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(blocker / "runs"))
@@ -276,11 +276,18 @@ def test_an_unusable_data_dir_warns_once_and_the_app_keeps_working(monkeypatch, 
     at.session_state.run = hello_run()
     at.button(key="btn_step").click().run()      # the first save of this run fails
     assert not at.exception and at.session_state.run.iteration == 1
-    warnings = messages(at)
-    assert len(warnings) == 1 and "could not be saved" in warnings[0] and "Download a checkpoint" in warnings[0]
-    at.button(key="btn_step").click().run()      # fails again, silently: warned once
-    assert not at.exception and messages(at) == [] and at.session_state.run.iteration == 2
-    assert "cannot be used" in at.session_state.persist.status.error
+    problems = [e.value for e in at.sidebar.error]
+    assert len(problems) == 1 and "could not be saved" in problems[0] and "download a checkpoint" in problems[0]
+    assert str(blocker) not in problems[0] and "Errno" not in problems[0]
+    assert messages(at) == problems              # said once, in the sidebar: not also in the page
+    at.button(key="btn_step").click().run()      # still failing: still said, beside the controls
+    assert not at.exception and [e.value for e in at.sidebar.error] == problems
+    assert at.session_state.run.iteration == 2 and "run" not in at.query_params
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(data_dir))   # the directory is usable again
+    at.button(key="btn_step").click().run()
+    persist.wait_for_saves()
+    at.run()
+    assert not at.sidebar.error and at.query_params["run"] == at.session_state.persist.run_id
 
 
 def test_a_link_to_an_unusable_data_dir_starts_fresh_with_a_message(monkeypatch, data_dir, tmp_path):
@@ -327,3 +334,80 @@ def test_a_link_open_in_two_tabs_splits_into_two_runs_with_a_message(data_dir):
     assert Run.from_bytes(store.load(run_id)).iteration == 4
     assert Run.from_bytes(store.load(moved)).iteration == 5
     assert session(moved).session_state.run.iteration == 5     # the new link reopens the copy
+
+
+# ---------------------------------------------------------------- nothing lost between saves
+def training_session(data_dir) -> tuple[AppTest, str]:
+    """A session that trained (Start: one tick, saved on the first tick) and then trained on
+    without a save: what a tab holds between autosaves."""
+    at = with_run(session(), hello_run())
+    at.button(key="btn_start").click().run()
+    persist.wait_for_saves()
+    run_id = at.session_state.persist.run_id
+    saved = Run.from_bytes(RunStore(data_dir).load(run_id)).iteration
+    at.session_state.run.step(7)               # more training, no save due yet
+    assert at.session_state.run.iteration > saved
+    return at, run_id
+
+
+def stored_iteration(data_dir, run_id) -> int:
+    persist.wait_for_saves()
+    return Run.from_bytes(RunStore(data_dir).load(run_id)).iteration
+
+
+def test_a_tab_closed_mid_training_is_saved_by_the_sweeper_once_idle(data_dir):
+    at, run_id = training_session(data_dir)
+    sp = at.session_state.persist
+    assert persist.sweep(now=sp.seen_at + 0.5) == []                  # still ticking: left alone
+    assert stored_iteration(data_dir, run_id) < at.session_state.run.iteration
+    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 0.5) == [sp]   # its timer stopped
+    assert stored_iteration(data_dir, run_id) == at.session_state.run.iteration
+    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 5) == []  # saved: nothing more to do
+
+
+def test_the_sweeper_leaves_a_paused_session_to_its_own_script_runs_and_forgets_old_ones(data_dir):
+    at = with_run(session(), hello_run(iterations=3))
+    sp = at.session_state.persist
+    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 1) == []
+    assert id(sp) in persist._LIVE
+    persist.sweep(now=sp.seen_at + persist.FORGET_SECONDS + 1)
+    assert id(sp) not in persist._LIVE and at.session_state.run.iteration == 3   # the session keeps its run
+    at.run()                                                                       # and re-joins when used
+    assert id(sp) in persist._LIVE
+
+
+def test_a_reload_mid_training_continues_from_the_moment_of_the_reload(data_dir):
+    at, run_id = training_session(data_dir)
+    reloaded = session(run_id)                 # the old tab's session is still in memory
+    assert reloaded.session_state.run.iteration == at.session_state.run.iteration
+    assert same_weights(reloaded.session_state.run, at.session_state.run)
+    assert not reloaded.session_state.persist.status.moved_to
+
+
+def test_a_graceful_server_stop_saves_every_live_session(data_dir):
+    at, run_id = training_session(data_dir)
+    other, other_id = training_session(data_dir)
+    assert persist.save_all_at_exit(timeout=60)
+    assert stored_iteration(data_dir, run_id) == at.session_state.run.iteration
+    assert stored_iteration(data_dir, other_id) == other.session_state.run.iteration
+
+
+def test_the_save_page_offers_no_link_for_a_run_that_was_never_written(monkeypatch, data_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(blocker / "runs"))
+    at = with_run(session(), hello_run())
+    at.button(key="btn_step").click().run()    # a save was attempted, and failed
+    at.switch_page("pages/files.py").run()
+    assert not at.exception and not at.code and "run" not in at.query_params
+    assert not any("Open this link" in m.value for m in at.markdown)
+    assert any("could not be saved" in e.value for e in at.sidebar.error)
+
+
+def test_save_failures_are_said_in_the_users_terms():
+    assert persist.save_error_sentence(OSError(28, "No space left on device", "/srv/x")) == "the server's disk is full"
+    denied = persist.save_error_sentence(PermissionError(13, "Permission denied", "/srv/runs/abc.npz"))
+    assert denied == "the server is not allowed to write to its data directory"
+    odd = persist.save_error_sentence(IsADirectoryError(21, "Is a directory", "/srv/runs/46"))
+    assert "/srv" not in odd and "46" not in odd and "Errno" not in odd
+    assert "server's log" in persist.save_error_sentence(RuntimeError("boom"))

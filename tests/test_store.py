@@ -161,12 +161,15 @@ def test_load_of_unreadable_entry_raises_oserror(run_store, tmp_path):
 @posix_only
 def test_permissions_are_private(tmp_path):
     old_umask = os.umask(0o022)
+    before = stat.S_IMODE(os.stat(tmp_path).st_mode)
     try:
-        existing = tmp_path / "runs"
-        existing.mkdir(mode=0o755)
-        os.chmod(existing, 0o755)
+        # A directory that exists already (a shared one, like /tmp) keeps its mode: locking it
+        # would lock every other user out. The run files in it are private.
+        existing = tmp_path / "shared"
+        existing.mkdir(mode=0o1777)
+        os.chmod(existing, 0o1777)
         run_store = RunStore(existing)
-        assert stat.S_IMODE(os.stat(existing).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(existing).st_mode) == 0o1777
 
         run_id = new_run_id()
         path = run_store.save(run_id, b"payload")
@@ -175,8 +178,12 @@ def test_permissions_are_private(tmp_path):
         run_store.save(run_id, b"payload 2")  # a rewrite is private again
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
-        nested = RunStore(tmp_path / "a" / "b" / "runs")
-        assert stat.S_IMODE(os.stat(nested.data_dir).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(existing).st_mode) == 0o1777   # saving did not change it either
+
+        nested = RunStore(tmp_path / "a" / "b" / "runs")   # what the store creates is private
+        for created in (tmp_path / "a", tmp_path / "a" / "b", nested.data_dir):
+            assert stat.S_IMODE(os.stat(created).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(tmp_path).st_mode) == before      # a parent it did not create
     finally:
         os.umask(old_umask)
 
