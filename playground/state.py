@@ -153,7 +153,8 @@ def start() -> None:
 @locked
 def pause() -> None:
     st.session_state.running = False
-    persist.save_now()
+    # Wait for the write (briefly), so the rerun that follows shows in the sidebar if it failed.
+    persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
 
 
 @locked
@@ -269,6 +270,9 @@ def _status_body() -> None:
     state = "training" if st.session_state.running else "paused"
     st.markdown(f"**Iteration {run.iteration:,}** · {state}")
     st.caption(f"smoothed loss {run.trainer.smooth_loss:.2f} per window · {run.bits_per_char:.3f} bits/char")
+    problem = persist.save_problem()
+    if problem:   # here, beside the controls, on every page and every tick until a save succeeds
+        st.error(problem, icon=":material/sd_card_alert:")
 
 
 def training_status() -> None:
