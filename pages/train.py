@@ -8,6 +8,9 @@ from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 
+# A message page_setup is about to show once at the top (e.g. why training paused), read before it
+# is shown and cleared: the run's standing alert below is the same sentence and is left out then.
+flashed = (st.session_state.get("flash") or (None, None))[1]
 state.page_setup()
 run = state.get_run()
 ss = st.session_state
@@ -17,7 +20,7 @@ st.caption(r"$h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$,  $y_t = W_{hy} h_
            r"$p_t = \mathrm{softmax}(y_t)$: "
            "min-char-rnn's model, trained by backprop through time. Press **Start** in the sidebar.")
 
-if run.alert:
+if run.alert and run.alert != flashed:
     st.warning(run.alert, icon=":material/warning:")
 
 LR_OPTIONS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]

@@ -126,3 +126,25 @@ def test_a_diverging_step_pauses_with_a_message_and_keeps_the_model(app):
     assert not app.exception
     assert iteration(app) == 0
     assert any("Nothing was lost" in e.value for e in app.error)
+
+
+def _shown(at) -> list[str]:
+    return [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind]
+
+
+def test_a_diverging_learning_rate_says_so_once(app):
+    from playground.run import Run, RunConfig
+
+    config = RunConfig(corpus="hello", hidden_size=16, seq_length=10, learning_rate=10.0, optimizer="sgd",
+                       clip=100.0)
+    app.session_state.run = Run(config, "hello\n" * 500, "hello")     # the loss explodes on step 2
+    app.run()
+    for _ in range(2):
+        app.button(key="btn_step").click().run()
+    assert not app.exception
+    assert app.session_state.run.iteration == 1                       # rolled back to the good state
+    said = [m for m in _shown(app) if "the loss jumped to" in m]
+    assert len(said) == 1 and "Try a lower learning rate than 10" in said[0]
+    # On the next run of the page the standing notice is still there, once.
+    app.run()
+    assert len([m for m in _shown(app) if "the loss jumped to" in m]) == 1
