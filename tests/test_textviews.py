@@ -50,6 +50,82 @@ def test_visible_char():
     assert [TV.visible_char(c) for c in " \n\tA\x00"] == ["␣", "⏎", "⇥", "A", "␀"]
 
 
+INVISIBLE = {
+    "\u202e": "⟨RLO⟩", "\u202a": "⟨LRE⟩", "\u202b": "⟨RLE⟩", "\u202c": "⟨PDF⟩", "\u202d": "⟨LRO⟩",
+    "\u2066": "⟨LRI⟩", "\u2067": "⟨RLI⟩", "\u2068": "⟨FSI⟩", "\u2069": "⟨PDI⟩",
+    "\u200b": "⟨ZWSP⟩", "\u200c": "⟨ZWNJ⟩", "\u200d": "⟨ZWJ⟩", "\u2060": "⟨WJ⟩", "\ufeff": "⟨ZWNBSP⟩",
+    "\u200e": "⟨LRM⟩", "\u200f": "⟨RLM⟩", "\u00ad": "⟨SHY⟩", "\u2028": "⟨LSEP⟩", "\u2029": "⟨PSEP⟩",
+    "\u0085": "⟨U+0085⟩",      # a C1 control
+    "\u2064": "⟨U+2064⟩",      # INVISIBLE PLUS, another format character (category Cf)
+    "\U000e0041": "⟨U+E0041⟩",  # a tag character (Cf)
+}
+
+
+@pytest.mark.parametrize("char, shown", INVISIBLE.items())
+def test_invisible_and_reordering_characters_are_shown_by_name(char, shown):
+    assert TV.visible_char(char) == shown
+
+
+def test_visible_characters_are_left_alone():
+    for c in "aZ9é€中👍\u00a0\u0301":      # letters, symbols, emoji, no-break space, a combining accent
+        assert TV.visible_char(c) == c
+
+
+def test_a_right_to_left_override_cannot_reverse_a_per_character_view():
+    text = "ab\u202ecd\u200be"
+    for html_text in (TV.colored_text_html(text, [0.1] * len(text)),
+                      TV.surprise_text_html(text, [0.5] * len(text))):
+        assert "\u202e" not in html_text and "\u200b" not in html_text
+        spans = _parse(html_text).spans
+        assert [s[1] for s in spans] == ["a", "b", "⟨RLO⟩", "c", "d", "⟨ZWSP⟩", "e"]
+        assert spans[2][0].startswith("'⟨RLO⟩'")       # the tooltip names it too
+
+
+def test_reveal_invisible_keeps_spaces_and_line_breaks_of_a_text():
+    assert TV.reveal_invisible("a b\tc\nd\u202ee\x00") == "a b\tc\nd⟨RLO⟩e␀"
+
+
+def test_heatmap_tick_labels_use_the_same_stand_ins():
+    import numpy as np
+
+    from playground import figures
+
+    fig = figures.hidden_heatmap(np.zeros((3, 2)), "a\u202eb")
+    assert list(fig.layout.xaxis.ticktext) == ["a", "⟨RLO⟩", "b"]
+
+
+@pytest.mark.parametrize("n, expected", [(0, "0 characters"), (1, "1 character"), (2, "2 characters"),
+                                         (12345, "12,345 characters")])
+def test_count_agrees_with_its_number(n, expected):
+    assert TV.count(n, "character") == expected
+    assert TV.count(1, "sample") == "1 sample" and TV.count(3, "iteration") == "3 iterations"
+
+
+def test_the_guess_page_shows_an_override_in_its_passage_by_name(open_page):
+    from playground import game
+    from playground.run import Run, RunConfig
+
+    text = "To be, or not to be: \u202ethat is the question.\n" * 40
+    at = open_page("pages/guess.py")
+    at.session_state.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), text, "rlo")
+    at.session_state.guess_game = game.new_game(text[:200])
+    at.session_state.guess_run = id(at.session_state.run)
+    at.run()
+    assert not at.exception
+    (passage,) = [h.proto.body for h in at.get("html") if "?</span>" in h.proto.body]
+    assert "\u202e" not in passage and "⟨RLO⟩that is" in passage
+
+
+def test_messages_that_count_agree_with_their_number():
+    from playground import analysis, game
+
+    assert game.parse_guess("z", "a")[1] == "The model has never seen 'z': guess the only character of its text."
+    assert "guess one of the 2 characters" in game.parse_guess("z", "ab")[1]
+    message = analysis.unknown_chars_message("az", "a")
+    assert message.startswith("The text contains 1 character the model has never seen: 'z' (U+007A).")
+    assert "It can only read the 1 character of its training text: a." in message
+
+
 def test_colored_text_one_span_per_char_and_values_in_titles():
     html_text = TV.colored_text_html("abc", [-1.0, 0.0, 1.0])
     spans = _parse(html_text).spans
