@@ -10,6 +10,7 @@ import streamlit as st
 
 from playground import state, uploads
 from playground.run import builtin_problem
+from playground.escape import markdown_text
 from playground.textviews import count, escape_text, reveal_invisible, visible_chars
 from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
@@ -36,7 +37,7 @@ def draft_settings() -> dict:
 
 def corpus_name(key: str) -> str:
     """Display name, Markdown-safe (a label may come from a file name or a checkpoint)."""
-    return escape_text(ss.custom_label or "your text") if key == "custom" else key.capitalize()
+    return markdown_text(ss.custom_label or "your text") if key == "custom" else key.capitalize()
 
 
 def custom_summary() -> dict:
@@ -65,7 +66,7 @@ def on_upload() -> None:
     try:
         take(uploads.accept_file(uploaded.getvalue(), uploaded.name, **draft_settings()))
     except ValueError as exc:
-        ss.data_error = ("upload", f"The file {escape_text(uploaded.name[:80])} was not used. {uploads.sentence(exc)}")
+        ss.data_error = ("upload", f"The file {markdown_text(uploaded.name[:80])} was not used. {markdown_text(uploads.sentence(exc))}")
 
 
 @state.locked
@@ -138,7 +139,7 @@ st.subheader("The current run's text")
 facts = uploads.run_corpus_facts(run)
 show_metrics(facts["train_chars"] + facts["val_chars"], facts["vocab_size"], facts["unigram_bits_per_char"],
              facts["val_chars"])
-st.caption(f"**{escape_text(run.corpus_label)}** · the model trains on the first {count(facts['train_chars'], 'character')}. "
+st.caption(f"**{markdown_text(run.corpus_label)}** · the model trains on the first {count(facts['train_chars'], 'character')}. "
            f"Vocabulary: {char_strip(facts['chars'])}")
 with st.expander("Preview of the training text"):
     st.code(reveal_invisible(facts["preview"]), language=None, wrap_lines=True)

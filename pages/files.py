@@ -5,7 +5,7 @@ import weakref
 import streamlit as st
 
 from playground import persist, state, uploads
-from playground.textviews import escape_text
+from playground.escape import markdown_text
 
 ss = st.session_state
 state.page_setup()
@@ -36,14 +36,14 @@ def on_checkpoint_upload() -> None:
         loaded = uploads.run_from_checkpoint(uploaded.getvalue())
     except ValueError as exc:
         current = state.get_run()
-        ss.files_message = ("error", f"The file {escape_text(uploaded.name[:80])} was not loaded; the current run "
-                                     f"is unchanged. {uploads.sentence(exc)}", weakref.ref(current),
+        ss.files_message = ("error", f"The file {markdown_text(uploaded.name[:80])} was not loaded; the current run "
+                                     f"is unchanged. {markdown_text(uploads.sentence(exc))}", weakref.ref(current),
                             current.iteration)
         return
     persist.adopt_run(loaded)
     ss.files_prepared = None
     replaced = f" It replaced the previous run ({before:,} iterations)." if before else ""
-    ss.files_message = ("success", f"Loaded {escape_text(uploaded.name[:80])}: {escape_text(loaded.corpus_label)}, "
+    ss.files_message = ("success", f"Loaded {markdown_text(uploaded.name[:80])}: {markdown_text(loaded.corpus_label)}, "
                                    f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
                                    f"stopped.{replaced}", weakref.ref(loaded), loaded.iteration)
 
@@ -80,7 +80,7 @@ with st.container(border=True):
                     f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
         st.button("Save now", key="files_save_now", on_click=state.locked(persist.save_now), icon=":material/save:")
     if status.error:
-        st.warning(f"The last save failed ({escape_text(status.error)}). The run is still here in this tab; "
+        st.warning(f"The last save failed ({markdown_text(status.error)}). The run is still here in this tab; "
                    "download a checkpoint below to keep it.", icon=":material/warning:")
     elif status.saved_at is not None:
         st.caption(f"Last saved at iteration {status.saved_iteration:,}, {age(time.time() - status.saved_at)}.")
@@ -130,7 +130,7 @@ with st.container(border=True):
                      on_change=on_checkpoint_upload,
                      help="Training continues bit for bit where the checkpoint stopped.")
     st.caption(f"Loading replaces the current run ({run.iteration:,} iterations on "
-               f"{escape_text(run.corpus_label)}); download it first to keep it.")
+               f"{markdown_text(run.corpus_label)}); download it first to keep it.")
     message = ss.get("files_message")
     if message and message[2]() is run and message[3] == run.iteration:   # gone once the run moves on
         kind, text = message[:2]

@@ -4,6 +4,7 @@ import math
 import streamlit as st
 
 from playground import compare, figures, state
+from playground.escape import markdown_text
 from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
@@ -165,7 +166,7 @@ with live:
         clear_col.button("Clear kept curves", key="clear_curves", on_click=_clear_curves,
                          icon=":material/delete:", width="stretch", disabled=not ss.kept_curves)
         for curve in ss.kept_curves:
-            st.caption(f"- {curve.label}")
+            st.caption(f"- {markdown_text(curve.label)}")
     if len(run.samples) > 4:
         with st.expander(f"All {len(run.samples)} recent samples"):
             for iteration, text in list(run.samples)[::-1]:

@@ -4,10 +4,13 @@ Corpus labels, file names, vocabularies and error messages that quote them come 
 checkpoints and saved runs: anything. Two targets:
 
 - ``markdown_text(s)``: for Streamlit Markdown (``st.markdown``, ``st.caption``, ``st.success`` ...,
-  also inside ``unsafe_allow_html`` HTML). Every ASCII punctuation character becomes a numeric
-  character reference, so no link, image, emphasis, heading, list, table, math (``$``), HTML tag,
-  colour directive (``:red[...]``) or icon (``:material/...:``) can start inside it; Markdown
-  turns the references back into the characters, so the text reads exactly as it was.
+  also inside ``unsafe_allow_html`` HTML). The characters Markdown, GitHub's extensions and
+  Streamlit act on become numeric character references, so no link (``[x](url)``, ``<url>``, a bare
+  ``http://``, ``www.`` or e-mail address), image, emphasis, code, heading, list, table, math
+  (``$``), HTML tag, colour directive (``:red[...]``) or icon (``:material/...:``) can start
+  inside it. Markdown turns the references back into the characters, so the text reads exactly as
+  it was. (An underscore between two letters or digits is left as it is: Markdown never reads it
+  as emphasis, and names such as ``hidden_size`` stay searchable in the page source.)
 - ``chart_label(s)``: for Plotly legend, hover and tick text, which Plotly renders as a small HTML
   subset (``<b>``, ``<a href>``, entities), as LaTeX between ``$`` signs, and with ``%{...}``
   placeholders in hover templates: ``& < > $ %`` become character references.
@@ -20,15 +23,16 @@ Escape once, where the string is put into Markdown or a chart; store and pass ar
 """
 from __future__ import annotations
 
-import string
 import unicodedata
 
 __all__ = ["markdown_text", "chart_label"]
 
 # Unicode's bidirectional embedding, override and isolate controls: they reorder surrounding text.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-_MARKDOWN = {c: f"&#{ord(c)};" for c in string.punctuation}
-_CHART = {c: f"&#{ord(c)};" for c in "&<>$%"}
+_MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_[]<>&~|$:#{}@\"'"}
+# At the very start of a line these begin a list or a heading underline: "- x", "+ x", "===".
+_LINE_START = frozenset("-+=")
+_CHART = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "%": "&#37;"}
 
 
 def _char(c: str, table: dict[str, str]) -> str:
@@ -42,16 +46,29 @@ def _char(c: str, table: dict[str, str]) -> str:
     return c
 
 
-def _escape(s: object, table: dict[str, str]) -> str:
-    text = s if isinstance(s, str) else str(s)
-    return "".join(_char(c, table) for c in text)
-
-
 def markdown_text(s: object) -> str:
     """``s`` as literal text inside Streamlit Markdown (one line; see the module docstring)."""
-    return _escape(s, _MARKDOWN)
+    text = s if isinstance(s, str) else str(s)
+    out = [_char(c, _MARKDOWN) for c in text]
+    for i, c in enumerate(text):
+        if c == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            out[i] = "_"                                   # intraword: never emphasis
+        elif c == "." and text[max(0, i - 3):i].lower() == "www":
+            out[i] = "&#46;"                               # no www. autolink
+    # What would start a block if the text begins a line: indentation (a code block), "- ", "1. ".
+    lead = len(text) - len(text.lstrip())
+    out[:lead] = ["&#32;"] * lead
+    if lead < len(text):
+        if text[lead] in _LINE_START:
+            out[lead] = f"&#{ord(text[lead])};"
+        digits = len(text[lead:]) - len(text[lead:].lstrip("0123456789"))
+        end = lead + digits
+        if digits and end < len(text) and text[end] in ".)":
+            out[end] = f"&#{ord(text[end])};"
+    return "".join(out)
 
 
 def chart_label(s: object) -> str:
     """``s`` as literal text in a Plotly legend, hover label or tick (one line)."""
-    return _escape(s, _CHART)
+    text = s if isinstance(s, str) else str(s)
+    return "".join(_char(c, _CHART) for c in text)

@@ -8,7 +8,6 @@ matter how long training has run. No streamlit import: tested without a server.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Mapping, NamedTuple, Sequence
 
@@ -16,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from playground.escape import chart_label
 from playground.textviews import DIVERGING_STOPS, SURPRISE_STOPS, visible_char, visible_chars
 
 # Unit key -> label shown in selectors and on the loss axis.
@@ -87,8 +87,8 @@ def _empty_note(fig: go.Figure, message: str) -> go.Figure:
 
 
 def _hover_safe(s: str) -> str:
-    # Plotly renders a small HTML subset in hover/tick text; escape so '<' '&' stay literal.
-    return html.escape(s, quote=False)
+    # Plotly renders a small HTML subset (and $...$ as LaTeX) in legend, hover and tick text.
+    return chart_label(s)
 
 
 def _as_1d(values, name: str) -> np.ndarray:
@@ -389,7 +389,7 @@ def loss_figure(
         _same_length(cit, "compare iterations", cy, "compare per_window")
         cx, cy = downsample(cit, convert_loss(cy, unit, curve.seq_length), max_points)
         fig.add_trace(go.Scatter(
-            x=cx, y=cy, mode="lines", name=curve.label,
+            x=cx, y=cy, mode="lines", name=chart_label(curve.label),
             line=dict(color=COMPARE_COLOURS[n % len(COMPARE_COLOURS)], width=1.8, dash="dash"),
             hovertemplate=f"iteration %{{x}}<br>%{{y:{fmt}}}<extra>{_hover_safe(curve.label)}</extra>",
         ))

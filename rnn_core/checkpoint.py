@@ -109,7 +109,7 @@ class _Reader:
         return ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})")
 
     def header(self, key):
-        """(shape, dtype) of entry ``key``, read from its .npy header without loading the array."""
+        """(shape, dtype, bytes after the header) of entry ``key``, from its .npy header alone."""
         fmt = np.lib.format
         try:
             info = self.npz.zip.getinfo(f"{key}.npy")
@@ -131,17 +131,13 @@ class _Reader:
             raise ValueError(f"not a valid checkpoint: entry {key!r} holds Python objects, which are never loaded")
         if not all(isinstance(n, int) and n >= 0 for n in shape):
             raise self._unreadable(key, f"its header has the shape {_brief(shape)}")
-        needed = math.prod(shape) * dtype.itemsize
-        if needed > available:
-            raise ValueError(f"not a valid checkpoint: entry {key!r} is truncated: its header promises "
-                             f"{needed} bytes, the archive holds {available}")
-        return shape, dtype
+        return shape, dtype, available
 
     def check(self, key, shape=None, kinds="f", dtype=None, max_len=None, max_chars=None, columns=None,
               max_rows=None):
         """Validate entry ``key`` from its header; returns its shape. ``max_len``: a 1-D entry's
-        longest length; ``max_chars``: a string's; ``columns``/``max_rows``: a 2-D table's."""
-        found, dt = self.header(key)
+        longest length; ``max_chars``: a string's; ``columns``/``max_rows``: a 2-D table's most."""
+        found, dt, available = self.header(key)
         if dt.kind not in kinds:
             raise ValueError(f"not a valid checkpoint: entry {key!r} has dtype {dt}, expected kind {kinds!r}")
         if dtype is not None and dt != dtype:
@@ -157,10 +153,16 @@ class _Reader:
         if max_chars is not None and dt.itemsize // 4 > max_chars:
             raise ValueError(f"not a valid checkpoint: entry {key!r} holds {dt.itemsize // 4} characters, "
                              f"more than the {max_chars} allowed")
-        if columns is not None and (len(found) != 2 or found[1] != columns):
+        # A table may lack trailing columns (a history written before they existed): from_matrix decides.
+        if columns is not None and (len(found) != 2 or not 1 <= found[1] <= columns):
             raise ValueError(f"not a valid checkpoint: {key} must have shape (n, {columns}), got {found}")
         if max_rows is not None and found[0] > max_rows:
             raise ValueError(f"not a valid checkpoint: {key} has {found[0]} rows, more than its capacity {max_rows}")
+        # Whatever the header claims, NumPy allocates it before reading: it must be in the archive.
+        needed = math.prod(found) * dt.itemsize
+        if needed > available:
+            raise ValueError(f"not a valid checkpoint: entry {key!r} is truncated: its header promises "
+                             f"{needed} bytes, the archive holds {available}")
         return found
 
     def get(self, key, shape=None, kinds="f", dtype=None, **limits):

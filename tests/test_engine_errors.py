@@ -12,6 +12,7 @@ import pytest
 
 from rnn_core import (DivergenceError, Trainer, VanillaRNN, Vocab, checkpoint_bytes, load_checkpoint,
                       load_checkpoint_bytes)
+from rnn_core.trainer import HISTORY_COLUMNS
 
 TEXT = "abcd dcba " * 10     # 100 characters, vocabulary of 5
 
@@ -387,7 +388,7 @@ def test_unexpected_entry_is_refused(good_bytes):
     ("param_Wxh", lambda a: a.T.copy(), r"entry 'param_Wxh' has shape \(5, 8\), expected \(8, 5\)"),
     ("param_bh", lambda a: a[:-1], r"entry 'param_bh' has shape \(7,\), expected \(8,\)"),
     ("hprev", lambda a: a[0], r"entry 'hprev' has shape \(8,\), expected \(1, 8\)"),
-    ("history", lambda a: a[:, :3], r"history must have shape \(n, 10\), got \(3, 3\)"),
+    ("history", lambda a: a[:, :3], rf"history must have shape \(n, {len(HISTORY_COLUMNS)}\), got \(3, 3\)"),
     ("param_Why", lambda a: a.astype(np.float32), "entry 'param_Why' has dtype float32, expected float64"),
     ("param_Why", lambda a: a.astype(np.int64), "entry 'param_Why' has dtype int64, expected kind 'f'"),
     ("opt_mem_Whh", lambda a: a.astype(np.float32), "entry 'opt_mem_Whh' has dtype float32, expected float64"),
