@@ -21,8 +21,11 @@ from .limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_LEARNING_RATE, MAX_SEQ_LENGTH
 from .model import PARAM_NAMES, VanillaRNN
 from .optim import make_optimizer, param_views
 
+# One row per iteration until the history fills, then per bucket of iterations (see BoundedHistory):
+# loss is then the bucket's mean, loss_min / loss_max its extremes, the other columns its last values.
+# loss_min and loss_max come last, so a history saved before they existed reads as a prefix.
 HISTORY_COLUMNS = ("iteration", "loss", "smooth_loss", "clip_fraction", "learning_rate") + tuple(
-    f"grad_norm_{k}" for k in PARAM_NAMES)
+    f"grad_norm_{k}" for k in PARAM_NAMES) + ("loss_min", "loss_max")
 VAL_COLUMNS = ("iteration", "val_bits_per_char")
 
 
@@ -38,6 +41,7 @@ class StepStats(dict):
         if key != "dh_norms":
             raise KeyError(key)
         self["dh_norms"] = np.sqrt(np.einsum("tbh,tbh->t", self._dh, self._dh))
+        self._dh = None   # (T,B,H), a big trainer's largest array after its Workspace: not kept once summarised
         return self["dh_norms"]
 
 
@@ -87,7 +91,8 @@ class Trainer:
         self.learning_rate = learning_rate
         self.clip = clip
         self.optimizer = make_optimizer(optimizer, model.shapes, model.dtype)
-        self._init_buffers()
+        # Scratch, made by the first step (_init_buffers).
+        self._work = self._grad_flat = self._grads = self._grad_sq = self._block_starts = None
         self.segment_length = n // B
         step = self.data.strides[0]
         self._streams = np.lib.stride_tricks.as_strided(   # (B, L): row b = data[b*L:(b+1)*L]
@@ -134,7 +139,10 @@ class Trainer:
             self.optimizer = make_optimizer(name, self.model.shapes, self.model.dtype)
 
     def _init_buffers(self) -> None:
-        """Per-trainer scratch: the flat gradient (N,) with per-parameter views, block offsets."""
+        """Per-trainer scratch, made at the first step: the flat gradient (N,) with per-parameter
+        views, its square, block offsets and the model's Workspace for (B,T) windows. The Workspace
+        grows with B*T*H and is most of a trainer's memory at large settings, so a trainer that
+        never steps (a clone kept for a rollback, a loaded run) never makes it."""
         shapes = self.model.shapes
         self._grad_flat = np.empty(sum(int(np.prod(s)) for s in shapes.values()), dtype=self.model.dtype)
         self._grads = param_views(self._grad_flat, shapes)
@@ -187,6 +195,8 @@ class Trainer:
 
     def _step_once(self) -> float:
         t0 = time.perf_counter()
+        if self._work is None:
+            self._init_buffers()
         p, reset = self._window_start()
         # A reset starts from zeros without touching self.hprev: a diverging step must leave it as it was.
         h0 = np.zeros_like(self.hprev) if reset else self.hprev
@@ -221,7 +231,7 @@ class Trainer:
         self.last_stats = StepStats(dh.copy(), loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
                                     step_time=time.perf_counter() - t0)
         self.history.append((self.iteration, loss, self.smooth_loss, clip_fraction, self._lr,
-                             *(norms[k] for k in PARAM_NAMES)))
+                             *(norms[k] for k in PARAM_NAMES), loss, loss))
         return loss
 
     def validate(self, max_chars: int | None = 20_000) -> float | None:
@@ -246,7 +256,11 @@ class Trainer:
         return self.sample(n, prime=inputs[:1], h0=h0)
 
     def clone(self) -> "Trainer":
-        """An independent copy of the whole training state (the read-only data arrays are shared)."""
+        """An independent copy of the whole training state (the read-only data arrays are shared):
+        weights, optimizer state, position, hidden state, RNG, iteration, smoothed loss, histories.
+        Not the scratch buffers: the copy makes its own at its first step, so a copy that is only
+        kept (the divergence guard's last good state, a save in progress) costs a fraction of the
+        trainer's memory."""
         other = Trainer.__new__(Trainer)
         other.__dict__.update(self.__dict__)
         other.model = self.model.copy()
@@ -254,13 +268,14 @@ class Trainer:
         other.optimizer.t = self.optimizer.t
         for slot, flat in self.optimizer.flat.items():
             other.optimizer.flat[slot][...] = flat
-        other._init_buffers()
+        other._work = other._grad_flat = other._grads = other._grad_sq = other._block_starts = None
         other.hprev = self.hprev.copy()
         other.rng = np.random.default_rng()
         other.rng.bit_generator.state = self.rng.bit_generator.state
-        other.history = BoundedHistory.from_matrix(self.history.columns, self.history.to_matrix())
-        other.val_history = BoundedHistory.from_matrix(self.val_history.columns, self.val_history.to_matrix(),
-                                                       self.val_history.capacity)
+        other.history = self.history.copy()
+        other.val_history = self.val_history.copy()
         other.metadata = dict(self.metadata)
+        if self.last_stats is not None:
+            self.last_stats["dh_norms"]   # summarised now, so the shared stats drop their (T,B,H) copy of dh
         other.last_stats = self.last_stats   # read-only once made: sharing it is safe
         return other

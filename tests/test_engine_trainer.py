@@ -1,5 +1,6 @@
 """rnn_core.Trainer: equivalence with the classic min-char-rnn loop, batched streams, optimizers,
-settings changed mid-run, determinism, statistics, validation and the bounded history."""
+settings changed mid-run, determinism, statistics, validation and the history it keeps (the
+history's own tests are in test_history.py)."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 
 from rnn_core import OPTIMIZERS, PARAM_NAMES
 from rnn_core.history import BoundedHistory
+from rnn_core.trainer import HISTORY_COLUMNS
 
 # 62 characters: with seq_length 10 the classic loop wraps to the start every 6 iterations.
 SHORT_TEXT = "the cat sat on a mat; a dog lay by the door, both fast asleep."
@@ -241,6 +243,7 @@ def test_last_stats_and_history_record_each_step(make_trainer):
     hist = trainer.history.as_arrays()
     assert hist["iteration"].tolist() == [1, 2, 3, 4, 5, 6]
     assert hist["loss"].tolist() == losses
+    assert hist["loss_min"].tolist() == hist["loss_max"].tolist() == losses   # one iteration per row so far
     assert hist["smooth_loss"][-1] == trainer.smooth_loss
     assert trainer.history.last()["iteration"] == 6
     assert math.isnan(trainer.step(0))          # n=0 runs nothing
@@ -265,32 +268,18 @@ def test_data_is_stored_compactly_and_read_only(make_trainer):
     np.testing.assert_array_equal(trainer.data, vocab.encode("hello\n" * 50))
 
 
-def test_bounded_history_keeps_memory_bounded_over_a_million_rows():
-    capacity = 1000
-    hist = BoundedHistory(("iteration", "value"), capacity=capacity)
-    for i in range(1, 1_000_001):
-        hist.append((i, -i))
-        assert len(hist) <= capacity
-    it = hist.as_arrays()["iteration"]
-    assert len(it) == len(hist) <= capacity
-    assert it[0] == 1                                   # the first iteration is always kept
-    assert (np.diff(it) > 0).all()                      # strictly increasing
-    assert it[-1] == 1_000_000
-    recent = it[-capacity // 2:]
-    assert (np.diff(recent) == 1).all()                 # newest rows at full resolution
-    np.testing.assert_array_equal(hist.as_arrays()["value"], -it)
-    assert hist._buf.nbytes <= capacity * 2 * 8          # the buffer never grows
-    trainer_default = BoundedHistory(("a",) * 10)
-    assert trainer_default._buf.nbytes <= 2 * 2**20
-
-
-def test_bounded_history_round_trips_through_a_matrix():
-    hist = BoundedHistory(("a", "b"), capacity=8)
-    for i in range(30):
-        hist.append((i, i * 0.5))
-    again = BoundedHistory.from_matrix(("a", "b"), hist.to_matrix(), capacity=8)
-    np.testing.assert_array_equal(again.to_matrix(), hist.to_matrix())
-    with pytest.raises(ValueError, match="shape"):
-        BoundedHistory.from_matrix(("a", "b", "c"), hist.to_matrix())
-    with pytest.raises(ValueError, match="capacity"):
-        BoundedHistory.from_matrix(("a", "b"), np.zeros((9, 2)), capacity=8)
+def test_a_long_runs_history_keeps_each_buckets_mean_min_and_max_of_the_loss(make_trainer):
+    trainer, _ = make_trainer(seq_length=6)
+    trainer.history = BoundedHistory(HISTORY_COLUMNS, capacity=8)   # a long run, in miniature
+    losses, smooth = [], []
+    for _ in range(40):
+        losses.append(trainer.step())
+        smooth.append(trainer.smooth_loss)
+    hist = trainer.history.as_arrays()
+    stride = int(trainer.history.stride)
+    assert stride > 1 and hist["iteration"].tolist() == list(range(stride, 41, stride))
+    for row, end in enumerate(hist["iteration"].astype(int)):
+        bucket = losses[end - stride:end]
+        assert hist["loss"][row] == pytest.approx(np.mean(bucket), rel=1e-12)
+        assert hist["loss_min"][row] == min(bucket) and hist["loss_max"][row] == max(bucket)
+        assert hist["smooth_loss"][row] == smooth[end - 1]        # a state: its value at the bucket's end
