@@ -5,12 +5,15 @@ checkpoints and saved runs: anything. Two targets:
 
 - ``markdown_text(s)``: for Streamlit Markdown (``st.markdown``, ``st.caption``, ``st.success`` ...,
   also inside ``unsafe_allow_html`` HTML). The characters Markdown, GitHub's extensions and
-  Streamlit act on become numeric character references, so no link (``[x](url)``, ``<url>``, a bare
-  ``http://``, ``www.`` or e-mail address), image, emphasis, code, heading, list, table, math
-  (``$``), HTML tag, colour directive (``:red[...]``) or icon (``:material/...:``) can start
-  inside it. Markdown turns the references back into the characters, so the text reads exactly as
-  it was. (An underscore between two letters or digits is left as it is: Markdown never reads it
-  as emphasis, and names such as ``hidden_size`` stay searchable in the page source.)
+  Streamlit act on become numeric character references, so no link (``[x](url)``, ``<url>``),
+  image, emphasis, code, heading, list, table, math (``$``), HTML tag, colour directive
+  (``:red[...]``) or icon (``:material/...:``) can start inside it; Markdown turns the references
+  back into the characters, so the text reads exactly as it was. Two of Streamlit's extensions
+  work on the decoded text instead: bare ``http://``, ``www.`` and e-mail addresses become links,
+  ``:smile:`` an emoji. An invisible WORD JOINER (U+2060) after every colon and before every ``@``
+  and the dot of ``www.`` breaks those patterns. (An underscore between two letters or digits is
+  left as it is: Markdown never reads it as emphasis, and names such as ``hidden_size`` stay
+  searchable in the page source.)
 - ``chart_label(s)``: for Plotly legend, hover and tick text, which Plotly renders as a small HTML
   subset (``<b>``, ``<a href>``, entities), as LaTeX between ``$`` signs, and with ``%{...}``
   placeholders in hover templates: ``& < > $ %`` become character references.
@@ -29,7 +32,10 @@ __all__ = ["markdown_text", "chart_label"]
 
 # Unicode's bidirectional embedding, override and isolate controls: they reorder surrounding text.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-_MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_[]<>&~|$:#{}@\"'"}
+_JOINER = "&#8288;"   # U+2060 WORD JOINER: invisible, and no letter, digit or punctuation
+_MARKDOWN = {c: f"&#{ord(c)};" for c in "\\`*_[]<>&~|$#{}\"'"}
+_MARKDOWN[":"] = "&#58;" + _JOINER    # no "http://" autolink, no ":smile:" emoji
+_MARKDOWN["@"] = _JOINER + "&#64;"    # no e-mail autolink
 # At the very start of a line these begin a list or a heading underline: "- x", "+ x", "===".
 _LINE_START = frozenset("-+=")
 _CHART = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "%": "&#37;"}
@@ -54,7 +60,7 @@ def markdown_text(s: object) -> str:
         if c == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
             out[i] = "_"                                   # intraword: never emphasis
         elif c == "." and text[max(0, i - 3):i].lower() == "www":
-            out[i] = "&#46;"                               # no www. autolink
+            out[i] = _JOINER + "&#46;"                     # no www. autolink
     # What would start a block if the text begins a line: indentation (a code block), "- ", "1. ".
     lead = len(text) - len(text.lstrip())
     out[:lead] = ["&#32;"] * lead
