@@ -3,8 +3,11 @@
 Everything needed to resume bit-for-bit is inside: weights, optimizer state and step count,
 vocabulary, hyperparameters, iteration, data position, hidden states, smoothed loss, the sampling
 RNG's state, the training text (as ids), the histories and the app's metadata. The loader checks
-every entry (names, shapes, dtypes, finiteness, ranges) before building anything; nothing in the
-file is ever executed.
+every entry (names, shapes, dtypes, finiteness, ranges) before building anything, sizes from each
+entry's .npy header before the entry is read, so a small file cannot make it allocate more than the
+limits in rnn_core.limits allow; every string must be valid Unicode text and every number lie in its
+range. Nothing in the file is ever executed, and every refusal is a ValueError "not a valid
+checkpoint: ..." (or "unsupported checkpoint format version ...").
 """
 from __future__ import annotations
 
@@ -106,7 +109,9 @@ class _Reader:
         self.npz = npz
 
     def _unreadable(self, key, exc):
-        return ValueError(f"not a valid checkpoint: entry {key!r} is unreadable ({exc})")
+        reason = str(exc)   # NumPy's message may quote the file's header: keep it short
+        return ValueError(f"not a valid checkpoint: entry {key!r} is unreadable "
+                          f"({reason if len(reason) <= 120 else reason[:117] + '...'})")
 
     def header(self, key):
         """(shape, dtype, bytes after the header) of entry ``key``, from its .npy header alone."""
