@@ -208,22 +208,26 @@ def downsample(x, y, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], y[keep]
 
 
-def min_max_band(x, y, max_buckets: int = 1000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def min_max_band(x, y, max_buckets: int = 1000, *, y_max=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bucket (x_start, y_min, y_max) for drawing a min/max band.
 
     x, y: (N,). Returns three (B,) arrays with B <= max_buckets; each bucket is a run of
     consecutive points, x_start is the x of its first point. The last bucket's x is
-    moved to x[-1] so the band reaches the end of the series.
+    moved to x[-1] so the band reaches the end of the series. With ``y_max`` (N,), the
+    points are themselves ranges (a thinned history's per-row min ``y`` and max ``y_max``):
+    the band's minimum comes from y, its maximum from y_max.
     """
     max_buckets = _check_positive_int(max_buckets, "max_buckets")
     x = _as_1d(x, "x")
     y = _as_1d(y, "y")
     _same_length(x, "x", y, "y")
+    upper = y if y_max is None else _as_1d(y_max, "y_max")
+    _same_length(x, "x", upper, "y_max")
     if y.shape[0] == 0:
         empty = np.zeros(0)
         return empty, empty.copy(), empty.copy()
     lows, size = _bucket_matrix(y, min(max_buckets, y.shape[0]), np.inf)
-    highs, _ = _bucket_matrix(y, min(max_buckets, y.shape[0]), -np.inf)
+    highs, _ = _bucket_matrix(upper, min(max_buckets, y.shape[0]), -np.inf)
     x_start = x[np.arange(lows.shape[0]) * size].copy()
     x_start[-1] = x[-1]
     return x_start, lows.min(axis=1), highs.max(axis=1)
@@ -235,7 +239,8 @@ def min_max_band(x, y, max_buckets: int = 1000) -> tuple[np.ndarray, np.ndarray,
 def debiased_ema(iterations, values, weight: float) -> np.ndarray:
     """Exponential moving average of values (N,) that follows them from the first point (TensorBoard's
     debiased smoothing), aware of gaps: across a step of d iterations the old average keeps weight**d,
-    so a thinned history (older rows every 2nd, 4th ... iteration) is smoothed as if it were whole.
+    so a thinned history (rows every 2nd, 4th ... iteration, each the mean over its span) is smoothed
+    as if it were whole.
 
     s_n = (w^d s_{n-1} + (1 - w^d) y_n) / (1 - w^(i_n - i_0 + 1)) with s from 0: the division removes
     the pull towards the zero start. weight in [0, 1): 0 returns the values; 0.999 averages over
@@ -299,11 +304,15 @@ def loss_figure(
     max_points: int = 2000,
     smooth_label: str = "smoothed loss",
     compare: Sequence[ComparedCurve] = (),
+    loss_min=None,
+    loss_max=None,
 ) -> go.Figure:
     """Training loss over iterations.
 
     iterations, loss, smooth_loss: (N,); loss values are nats per window (sum over T).
-    Raw loss is a faint thin line, or a min/max band once N > max_points; smoothed
+    loss_min, loss_max (N,): when the rows are buckets of iterations (a long run's history,
+    loss their mean), the raw loss's extremes in each; the band is drawn from them.
+    Raw loss is a faint thin line, or a min/max band once N > max_points or rows are buckets; smoothed
     loss is bold (named ``smooth_label``); ``compare`` curves (other runs) are thin dashed lines;
     a dashed line marks the untrained loss ln(V)*T; optional validation
     points come in bits per char (val_iterations, val_bits_per_char: (M,)).
@@ -332,9 +341,17 @@ def loss_figure(
         annotation_font=dict(size=11, color="#666"),
     )
 
+    spread = None
+    if loss_min is not None and loss_max is not None:
+        lo_raw, hi_raw = _as_1d(loss_min, "loss_min"), _as_1d(loss_max, "loss_max")
+        _same_length(it, "iterations", lo_raw, "loss_min")
+        _same_length(it, "iterations", hi_raw, "loss_max")
+        spread = (lo_raw, hi_raw)
+
     if it.shape[0] > 0:
         raw_conv = convert_loss(raw, unit, seq_length)
-        if it.shape[0] <= max_points:
+        bucketed = spread is not None and bool((spread[0] < spread[1]).any())
+        if it.shape[0] <= max_points and not bucketed:
             fig.add_trace(
                 go.Scatter(
                     x=it,
@@ -347,7 +364,11 @@ def loss_figure(
                 )
             )
         else:
-            bx, lo, hi = min_max_band(it, raw_conv, max_buckets=max_points)
+            if spread is None:
+                bx, lo, hi = min_max_band(it, raw_conv, max_buckets=max_points)
+            else:   # every unit is an increasing function of the loss: extremes stay extremes
+                bx, lo, hi = min_max_band(it, convert_loss(spread[0], unit, seq_length), max_buckets=max_points,
+                                          y_max=convert_loss(spread[1], unit, seq_length))
             fig.add_trace(
                 go.Scatter(
                     x=bx,

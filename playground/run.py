@@ -24,6 +24,7 @@ BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python"
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
 MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
 SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
+CHUNK_SECONDS = 0.01         # steps per chunk: about this much training between clock readings
 VALIDATE_SECONDS = 4.0       # validation loss at most this often while training (it costs ~30 ms)
 SAMPLE_SECONDS = 0.5         # periodic samples at most this often: at 2,000 it/s "every 100" would
                              # spend 6% of the time sampling text nobody can read that fast
@@ -158,27 +159,32 @@ class Run:
         return self._advance(lambda done: done >= n, chunk=n)
 
     def tick(self, seconds: float, clock=time.perf_counter, stop_at: int | None = None) -> TickReport:
-        """Train for about ``seconds`` of wall time in chunks of ~10 ms, then return. With ``stop_at``
-        above the current iteration, stop exactly there (report.reached says so)."""
+        """Train for about ``seconds`` of wall time in chunks of ~10 ms, then return. A chunk never
+        runs longer than the time left, so a tick ends within about one step of its deadline (or one
+        validation, which takes its own turn); with no step timed yet the chunk is one step. With
+        ``stop_at`` above the current iteration, stop exactly there (report.reached says so)."""
         deadline = clock() + seconds
         if stop_at is not None and stop_at <= self.iteration:
             stop_at = None                 # already past it: nothing to stop at
-        report = self._advance(lambda done: clock() >= deadline, chunk=None, clock=clock, stop_at=stop_at)
+        report = self._advance(lambda done: clock() >= deadline, chunk=None, clock=clock, stop_at=stop_at,
+                               deadline=deadline)
         if stop_at is not None and self.iteration == stop_at and report.alert is None:
             report.reached = stop_at
         return report
 
-    def _advance(self, finished, chunk=None, clock=time.perf_counter, stop_at: int | None = None) -> TickReport:
+    def _advance(self, finished, chunk=None, clock=time.perf_counter, stop_at: int | None = None,
+                 deadline: float | None = None) -> TickReport:
         report = TickReport()
         t0 = clock()
         tr = self.trainer
-        if tr.iteration == 0 and tr.val_ids is not None and not len(tr.val_history):
-            # The untrained model's validation loss: the curve starts where training starts (the
-            # first Adagrad steps overshoot, and a first point taken among them misleads).
-            tr.validate()
-            self._last_val = clock()
         while not finished(report.iterations) and (stop_at is None or tr.iteration < stop_at):
-            n = chunk or self._chunk_size()
+            if self._validation_due(clock()):
+                # A turn of its own, like a chunk: at the largest settings a validation takes about
+                # as long as a step, and after a step it would stretch the tick by that much again.
+                tr.validate()
+                self._last_val = clock()
+                continue
+            n = chunk or self._chunk_size(None if deadline is None else deadline - clock())
             if stop_at is not None:
                 n = min(n, stop_at - tr.iteration)
             start_iter = tr.iteration
@@ -202,9 +208,32 @@ class Run:
         self._progress.append((now, self.trainer.iteration))
         return report
 
-    def _chunk_size(self) -> int:
-        step_time = (self.trainer.last_stats or {}).get("step_time", 0.001)
-        return int(min(500, max(1, 0.01 / max(step_time, 1e-6))))
+    def _chunk_size(self, time_left: float | None = None) -> int:
+        """Steps for the next chunk: ~CHUNK_SECONDS of them at the last step's time, no more than fit
+        in ``time_left`` (at least 1). One step when none has been timed (a new or loaded run): step
+        times differ by orders of magnitude between the smallest and the largest settings, so any
+        guess is far off at one end."""
+        stats = self.trainer.last_stats
+        if not stats:
+            return 1
+        step_time = max(stats["step_time"], 1e-6)
+        n = min(500, max(1, int(CHUNK_SECONDS / step_time)))
+        if time_left is not None:
+            n = min(n, max(1, int(time_left / step_time)))
+        return n
+
+    def _validation_due(self, now: float) -> bool:
+        """The untrained model's validation loss first (the curve starts where training starts: the
+        first Adagrad steps overshoot, and a first point taken among them misleads), then one every
+        VALIDATE_SECONDS of training, never twice at one iteration."""
+        tr = self.trainer
+        if tr.val_ids is None:
+            return False
+        last = tr.val_history.last()
+        if last is not None and last["iteration"] == tr.iteration:
+            return False
+        # Timed from the last attempt, recorded or not (a model that overflows records nothing).
+        return now - self._last_val >= VALIDATE_SECONDS
 
     def _periodic(self, clock) -> None:
         tr = self.trainer
@@ -215,10 +244,9 @@ class Run:
             self.add_sample()
             self._last_sample = now
         if now - self._good_at >= SNAPSHOT_SECONDS:
+            # Weights, optimizer state, position, hidden state, RNG and histories: what a rollback
+            # restores. The clone has no scratch buffers (most of a large trainer's memory).
             self._good, self._good_at = tr.clone(), now
-        if tr.val_ids is not None and now - self._last_val >= VALIDATE_SECONDS:
-            tr.validate()
-            self._last_val = now
 
     def add_sample(self, length: int = SAMPLE_LENGTH) -> str:
         """A sample as min-char-rnn prints it: from the current hidden state and input character."""

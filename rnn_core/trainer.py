@@ -44,6 +44,16 @@ class StepStats(dict):
         self._dh = None   # (T,B,H), a big trainer's largest array after its Workspace: not kept once summarised
         return self["dh_norms"]
 
+    def __reduce__(self):
+        """Pickled summarised: dh_norms (T,) instead of the (T,B,H) dh it comes from."""
+        self["dh_norms"]
+        return (_stats_from_dict, (dict(self),))
+
+
+def _stats_from_dict(stats: dict) -> "StepStats":
+    out = StepStats(None, **stats)
+    return out
+
 
 class DivergenceError(RuntimeError):
     """A training step produced a non-finite loss, gradient or update. Nothing was changed."""
@@ -236,12 +246,16 @@ class Trainer:
 
     def validate(self, max_chars: int | None = 20_000) -> float | None:
         """Validation loss in bits per character on (the first ``max_chars`` of) val_ids, recorded
-        in val_history; None when there is no validation text."""
+        in val_history; None when there is no validation text. A model whose outputs overflow (the
+        step before a divergence) gets a non-finite value, returned but not recorded: the history
+        holds numbers a chart can draw and a checkpoint can store."""
         if self.val_ids is None:
             return None
         ids = self.val_ids if max_chars is None else self.val_ids[:max_chars]
-        bits = self.model.evaluate(ids) / math.log(2)
-        self.val_history.append((self.iteration, bits))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            bits = self.model.evaluate(ids) / math.log(2)
+        if math.isfinite(bits):
+            self.val_history.append((self.iteration, bits))
         return bits
 
     def sample(self, n: int, **kwargs) -> np.ndarray:
@@ -279,3 +293,20 @@ class Trainer:
             self.last_stats["dh_norms"]   # summarised now, so the shared stats drop their (T,B,H) copy of dh
         other.last_stats = self.last_stats   # read-only once made: sharing it is safe
         return other
+
+    # Pickled (the app sends runs between its processes) without the scratch buffers and without
+    # the strided view of the data, which pickle would copy whole: both are rebuilt.
+    _DERIVED = ("_work", "_grad_flat", "_grads", "_grad_sq", "_block_starts", "_streams")
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for name in self._DERIVED:
+            state[name] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        step = self.data.strides[0]
+        self._streams = np.lib.stride_tricks.as_strided(
+            self.data, shape=(self.batch_size, self.segment_length), strides=(self.segment_length * step, step),
+            writeable=False)

@@ -3,6 +3,7 @@ settings changed mid-run, determinism, statistics, validation and the history it
 history's own tests are in test_history.py)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -260,6 +261,17 @@ def test_validate_reports_bits_per_char_of_the_validation_text(make_trainer):
     assert trainer.val_history.as_arrays()["iteration"].tolist() == [20]
     no_val, _ = make_trainer()
     assert no_val.validate() is None
+
+
+def test_a_model_that_overflows_validates_silently_to_a_value_not_recorded(make_trainer):
+    trainer, _ = make_trainer(val_text="hello\nhello\nhel")
+    trainer.step(3)
+    trainer.validate()
+    trainer.model.params["Why"][...] = 1e308       # outputs overflow, as just before a divergence
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not math.isfinite(trainer.validate())
+    assert trainer.val_history.as_arrays()["iteration"].tolist() == [3]   # checkpoints store finite numbers
 
 
 def test_data_is_stored_compactly_and_read_only(make_trainer):

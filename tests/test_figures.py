@@ -8,6 +8,8 @@ import pytest
 
 from playground import analysis as A
 from playground import figures as F
+from rnn_core.history import BoundedHistory
+from rnn_core.trainer import HISTORY_COLUMNS
 
 T, V = 25, 65
 
@@ -173,6 +175,67 @@ def test_loss_figure_million_points_uses_band_and_stays_bounded():
     assert len(band_top) == 1 and max(band_top[0].y) == 400.0
     smooth = [tr for tr in fig.data if tr.name == "smoothed loss"][0]
     assert smooth.x[0] == 0 and smooth.x[-1] == n - 1 and max(smooth.y) == 400.0
+
+
+def _trained_history(iterations: int, spike_at: int) -> dict:
+    """The Train page's arrays of a BoundedHistory that saw ``iterations`` iterations as the trainer
+    appends them (a falling noisy loss, one spike)."""
+    it = np.arange(1, iterations + 1, dtype=float)
+    loss = 60.0 * np.exp(-it / (0.05 * iterations)) + 40.0 + np.random.default_rng(0).random(iterations)
+    loss[spike_at - 1] = 400.0
+    smooth = np.empty_like(loss)   # min-char-rnn's running average, as the trainer keeps it
+    s = math.log(V) * T
+    for k, value in enumerate(loss.tolist()):
+        s = 0.999 * s + 0.001 * value
+        smooth[k] = s
+    rows = np.zeros((iterations, len(HISTORY_COLUMNS)))
+    for name, column in (("iteration", it), ("loss", loss), ("smooth_loss", smooth), ("loss_min", loss),
+                         ("loss_max", loss)):
+        rows[:, HISTORY_COLUMNS.index(name)] = column
+    hist = BoundedHistory(HISTORY_COLUMNS)
+    for chunk in np.array_split(rows, 5):
+        hist.extend(chunk)
+    return hist.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
+
+
+@pytest.mark.parametrize("smoothing", [F.CLASSIC_SMOOTHING, 0.999])
+def test_the_loss_chart_of_a_million_iterations_has_no_gap_over_one_percent(smoothing):
+    n, spike_at = 10**6, 12_345
+    hist = _trained_history(n, spike_at)
+    smooth, label = F.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
+    # As the Train page draws it.
+    fig = F.loss_figure(hist["iteration"], hist["loss"], smooth, seq_length=T, vocab_size=V, max_points=1000,
+                        smooth_label=label, loss_min=hist["loss_min"], loss_max=hist["loss_max"])
+    traces = [tr for tr in fig.data if tr.x is not None]
+    assert {tr.name for tr in traces} == {"loss min", "loss (min–max per bucket)", label}
+    for tr in traces:
+        x = np.asarray(tr.x, dtype=float)
+        assert len(x) <= 1000
+        assert np.diff(np.concatenate(([0.0], x, [n]))).max() <= 0.01 * n
+        assert (x <= 0.02 * n).sum() >= 5                   # the early fall of the loss is drawn
+    band_top = [tr for tr in traces if tr.fill == "tonexty"][0]
+    assert max(band_top.y) == 400.0                          # one raw iteration's spike, merged long ago
+    band_bottom = [tr for tr in traces if tr.name == "loss min"][0]
+    assert min(band_bottom.y) == pytest.approx(40.0, abs=0.01)
+
+
+def test_rows_that_are_buckets_draw_their_own_min_and_max_as_the_band():
+    fig = F.loss_figure([4, 8, 12], [50.0, 45.0, 44.0], [52.0, 50.0, 48.0], seq_length=T, vocab_size=V,
+                        loss_min=[41.0, 40.0, 39.0], loss_max=[60.0, 58.0, 50.0])
+    names = [tr.name for tr in fig.data]
+    assert "loss (each step)" not in names                   # the rows are means, not steps
+    band_top = [tr for tr in fig.data if tr.fill == "tonexty"][0]
+    band_bottom = [tr for tr in fig.data if tr.name == "loss min"][0]
+    np.testing.assert_array_equal(band_top.y, [60.0, 58.0, 50.0])
+    np.testing.assert_array_equal(band_bottom.y, [41.0, 40.0, 39.0])
+    fig_bits = F.loss_figure([4, 8, 12], [50.0, 45.0, 44.0], [52.0, 50.0, 48.0], seq_length=T, vocab_size=V,
+                             unit="bits", loss_min=[41.0, 40.0, 39.0], loss_max=[60.0, 58.0, 50.0])
+    top_bits = [tr for tr in fig_bits.data if tr.fill == "tonexty"][0]
+    np.testing.assert_allclose(top_bits.y, F.convert_loss(np.array([60.0, 58.0, 50.0]), "bits", T))
+    # One iteration per row (min = max = loss): the faint line of each step, as before.
+    fig_steps = F.loss_figure([1, 2, 3], [50.0, 45.0, 44.0], [52.0, 50.0, 48.0], seq_length=T, vocab_size=V,
+                              loss_min=[50.0, 45.0, 44.0], loss_max=[50.0, 45.0, 44.0])
+    assert "loss (each step)" in [tr.name for tr in fig_steps.data]
 
 
 def test_loss_figure_empty_history():

@@ -1,10 +1,11 @@
 """The app's Run: settings, ticks, samples, the divergence guard and persistence (no server)."""
 import math
+from collections import deque
 
 import numpy as np
 import pytest
 
-from playground.run import EXPLODE_FACTOR, MAX_SAMPLES_KEPT, PRESETS, Run, RunConfig
+from playground.run import CHUNK_SECONDS, EXPLODE_FACTOR, MAX_SAMPLES_KEPT, PRESETS, Run, RunConfig
 
 TEXT = "hello world, hello rnn.\n" * 40
 
@@ -100,7 +101,8 @@ def test_samples_are_bounded():
     assert len(run.samples) == MAX_SAMPLES_KEPT
 
 
-def test_exploding_loss_pauses_and_rolls_back_to_the_last_good_state():
+def test_exploding_loss_pauses_and_rolls_back_to_the_last_good_state(trainer_state):
+    snapshot, assert_same_state = trainer_state
     run = small_run()
     run.step(5)
     good = run.trainer.clone()
@@ -113,7 +115,112 @@ def test_exploding_loss_pauses_and_rolls_back_to_the_last_good_state():
     assert run.iteration == good.iteration
     for k in good.model.params:
         np.testing.assert_array_equal(run.trainer.model.params[k], good.model.params[k])
+    assert_same_state(snapshot(run.trainer), snapshot(good))       # histories, RNG, hprev ... too
+    run.step(3)
+    good.step(3)
+    assert_same_state(snapshot(run.trainer), snapshot(good))       # and it trains on identically
     assert EXPLODE_FACTOR > 1
+
+
+def array_bytes(obj, seen: set) -> int:
+    """Bytes of the NumPy buffers reachable from obj (through dicts, sequences and attributes) that
+    are not in ``seen`` (ids of buffers and objects already counted; updated)."""
+    if isinstance(obj, np.ndarray):
+        base = obj
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        if id(base) in seen:
+            return 0
+        seen.add(id(base))
+        return base.nbytes
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type(None))):
+        return 0
+    seen.add(id(obj))
+    parts = list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple, deque)) else []
+    parts += list(getattr(obj, "__dict__", {}).values())
+    return sum(array_bytes(p, seen) for p in parts)
+
+
+def test_the_guards_last_good_state_holds_a_fraction_of_the_trainers_memory():
+    # Large windows, so the trainer's scratch (its Workspace) dominates, as at the app's limits.
+    run = Run(RunConfig(corpus="custom", hidden_size=64, seq_length=100, batch_size=32), TEXT * 5, "toy")
+    run.step(1)
+    run._good_at = -math.inf          # the guard's next look keeps a fresh last good state
+    run.step(1)
+    assert run._good.iteration == run.iteration == 2
+    counted: set = set()
+    trainer_bytes = array_bytes(run.trainer, counted)
+    extra = array_bytes(run._good, counted)     # what the snapshot holds beyond what it shares
+    assert extra < 0.1 * trainer_bytes
+
+
+class CostedClock:
+    """A fake clock that moves only by the cost given to each training step and validation; it
+    records the chunk sizes the run asks its trainer for."""
+
+    def __init__(self, run: Run, step_seconds: float, validate_seconds: float = 0.0):
+        self.now, self.chunks = 0.0, []
+        tr = run.trainer
+        real_step, real_validate = tr.step, tr.validate
+
+        def step(n=1):
+            self.chunks.append(n)
+            loss = real_step(n)
+            tr.last_stats["step_time"] = step_seconds
+            self.now += n * step_seconds
+            return loss
+
+        def validate(*args, **kwargs):
+            self.now += validate_seconds
+            return real_validate(*args, **kwargs)
+
+        tr.step, tr.validate = step, validate
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_fresh_runs_first_chunk_is_one_step_timed_before_any_chunk_is_sized():
+    # The largest settings: one step takes over a second. A first chunk sized by a guess at the step
+    # time (1 ms) ran 10 of them before the first tick could end.
+    run = small_run()
+    clock = CostedClock(run, step_seconds=1.5)
+    run.tick(0.3, clock=clock)
+    assert clock.chunks == [1] and clock() == 1.5
+    # Small settings: the first chunk is one step all the same, then ~CHUNK_SECONDS of steps.
+    run = small_run()
+    clock = CostedClock(run, step_seconds=1e-4)
+    run.tick(0.3, clock=clock)
+    assert clock.chunks[0] == 1 and 1 < clock.chunks[1] <= CHUNK_SECONDS / 1e-4 + 1
+    # A run read back from bytes has no step timed either.
+    restored = Run.from_bytes(run.to_bytes())
+    clock = CostedClock(restored, step_seconds=1e-4)
+    restored.tick(0.3, clock=clock)
+    assert clock.chunks[0] == 1
+
+
+@pytest.mark.parametrize("step_seconds", [3e-4, 0.007, 0.25, 1.5])
+def test_a_tick_ends_within_one_step_of_its_deadline(step_seconds):
+    run = small_run()
+    clock = CostedClock(run, step_seconds)
+    for _ in range(3):
+        start = clock()
+        report = run.tick(0.3, clock=clock)
+        assert report.iterations >= 1
+        assert 0.3 <= clock() - start <= 0.3 + step_seconds + 1e-9
+
+
+def test_a_due_validation_takes_a_turn_of_its_own():
+    run = small_run()
+    clock = CostedClock(run, step_seconds=0.25, validate_seconds=0.4)
+    report = run.tick(0.3, clock=clock)             # the untrained model's validation fills this tick
+    assert report.iterations == 0 and len(run.trainer.val_history) == 1
+    report = run.tick(0.3, clock=clock)
+    assert report.iterations == 2 and len(run.trainer.val_history) == 1
+    run._last_val = -math.inf                       # the next validation is due
+    start = clock()
+    report = run.tick(0.3, clock=clock)
+    assert report.iterations == 0 and len(run.trainer.val_history) == 2 and clock() - start == 0.4
 
 
 def test_non_finite_loss_pauses_with_a_message_and_keeps_the_state():
@@ -124,6 +231,14 @@ def test_non_finite_loss_pauses_with_a_message_and_keeps_the_state():
     report = run.step(1)
     assert report.alert and "Nothing was lost" in report.alert
     assert run.iteration == before
+
+
+def test_a_model_that_cannot_be_validated_still_pauses_with_a_message():
+    run = small_run()
+    run.trainer.model.params["by"][0] = np.inf       # validation gives no number, the step diverges
+    report = run.step(1)
+    assert report.alert and "Nothing was lost" in report.alert
+    assert run.iteration == 0 and len(run.trainer.val_history) == 0
 
 
 def test_bytes_round_trip_keeps_settings_samples_and_continues_identically():
