@@ -2,8 +2,9 @@
 
 Everything needed to resume bit-for-bit is inside: weights, optimizer state and step count,
 vocabulary, hyperparameters, iteration, data position, hidden states, smoothed loss, the sampling
-RNG's state, the training text (as ids), the histories and the app's metadata. The loader checks
-every entry (names, shapes, dtypes, finiteness, ranges) before building anything, sizes from each
+RNG's state, the training text (as ids), the histories and the app's metadata. The loader counts
+the archive's entries from its zip directory before NumPy reads that directory (a checkpoint has at
+most MOST_ENTRIES; more than MAX_ENTRIES is refused), then checks every entry (names, shapes, dtypes, finiteness, ranges) before building anything, sizes from each
 entry's .npy header before the entry is read, so a small file cannot make it allocate more than the
 limits in rnn_core.limits allow; every string must be valid Unicode text and every number lie in its
 range. Nothing in the file is ever executed, and every refusal is a ValueError "not a valid
@@ -14,6 +15,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import struct
 
 import numpy as np
 
@@ -31,6 +34,15 @@ FORMAT_VERSION = 1
 MAX_UNPACKED_BYTES = 400 * 2**20
 
 _OPT_SLOTS = {"adagrad": ("mem",), "sgd": (), "momentum": ("velocity",), "rmsprop": ("cache",), "adam": ("m", "v")}
+# The entries of a checkpoint: these, "val_ids" when there is a validation text, and per parameter
+# "param_<name>" plus one "opt_<slot>_<name>" per slot of the optimizer.
+_ENTRIES = ("meta", "vocab", "data_ids", "hprev", "history", "val_history")
+_OPTIONAL_ENTRIES = ("val_ids",)
+MOST_ENTRIES = (len(_ENTRIES) + len(_OPTIONAL_ENTRIES)
+                + len(PARAM_NAMES) * (1 + max(len(slots) for slots in _OPT_SLOTS.values())))   # 22 (Adam)
+# An archive with more entries is refused before NumPy reads its directory: zipfile keeps an object
+# per entry, so 200,000 empty members in a 10 MB upload would cost about 100 MB. Room to spare.
+MAX_ENTRIES = 64
 
 
 def _json_seed(seed):
@@ -304,10 +316,89 @@ def _rng_state(meta: dict) -> dict:
 _OWN_MESSAGES = ("not a valid checkpoint", "unsupported checkpoint format version")
 
 
+# ---------------------------------------------------------------- counting a zip's entries
+# The records zipfile reads to find its central directory (APPNOTE.TXT 4.3.12-4.3.16).
+_END = struct.Struct("<4s4H2LH")            # end of central directory record, 22 bytes
+_END_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")     # ZIP64 end of central directory locator, 20 bytes
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")     # ZIP64 end of central directory record, 56 bytes
+_CENTRAL_HEADER = 46                         # fixed part of a central directory file header
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+_MAX_COMMENT = 0xFFFF
+
+
+def _count_entries(f) -> int | None:
+    """The number of entries zipfile would read from the zip archive in the seekable binary file
+    ``f``, or None when ``f`` holds no end of central directory record (no zip: np.load says what it
+    is). Found as zipfile finds them (the end record is the last 22 bytes, or is searched for in the
+    last 64 KiB + 22 when the archive has a comment; a ZIP64 locator right before it points to the
+    ZIP64 end record), then counted by walking the directory's headers one at a time, since zipfile
+    reads every header in the directory's size whatever count the end record claims. Nothing but one
+    header is held in memory at a time."""
+    size = f.seek(0, io.SEEK_END)
+    if size < _END.size:
+        return None
+    tail_start = max(0, size - _END.size - _MAX_COMMENT)
+    f.seek(tail_start)
+    tail = f.read()
+    if tail[-_END.size:-_END.size + 4] == _END_SIGNATURE and tail[-2:] == b"\0\0":
+        at = len(tail) - _END.size
+    else:
+        at = tail.rfind(_END_SIGNATURE)
+        if at < 0 or at + _END.size > len(tail):
+            return None
+    location = tail_start + at
+    directory_size = _END.unpack_from(tail, at)[5]
+    start = location - directory_size
+    if location >= _ZIP64_LOCATOR.size + _ZIP64_END.size:
+        f.seek(location - _ZIP64_LOCATOR.size)
+        signature, disk, _, disks = _ZIP64_LOCATOR.unpack(f.read(_ZIP64_LOCATOR.size))
+        if signature == b"PK\x06\x07":
+            if disk != 0 or disks > 1:
+                return None                    # a multi-disk archive: zipfile refuses it
+            f.seek(location - _ZIP64_LOCATOR.size - _ZIP64_END.size)
+            record = _ZIP64_END.unpack(f.read(_ZIP64_END.size))
+            if record[0] == b"PK\x06\x06":
+                directory_size = record[8]
+                start = location - _ZIP64_LOCATOR.size - _ZIP64_END.size - directory_size
+    if start < 0:
+        return None
+    count = walked = 0
+    f.seek(start)
+    while walked < directory_size:
+        header = f.read(_CENTRAL_HEADER)
+        if len(header) != _CENTRAL_HEADER or header[:4] != _CENTRAL_SIGNATURE:
+            break                              # zipfile refuses the directory here
+        count += 1
+        rest = sum(struct.unpack_from("<3H", header, 28))   # name, extra field and comment lengths
+        walked += _CENTRAL_HEADER + rest
+        f.seek(rest, io.SEEK_CUR)
+    return count
+
+
+def _entries_of(file) -> int | None:
+    """``_count_entries`` of a path or a file object (whose position is left where it was); None
+    when the file cannot be read this way (np.load then reports why)."""
+    try:
+        if isinstance(file, (str, bytes, os.PathLike)):
+            with open(file, "rb") as f:
+                return _count_entries(f)
+        position = file.tell()
+        try:
+            return _count_entries(file)
+        finally:
+            file.seek(position)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def load_checkpoint(file):
     """-> (trainer, vocab). Raises ValueError with a clear message for anything that is not a
     complete, consistent checkpoint of this format (every message starts "not a valid
     checkpoint: ...", except for a file of an unsupported format version)."""
+    n = _entries_of(file)
+    if n is not None and n > MAX_ENTRIES:
+        raise ValueError(f"not a valid checkpoint: it holds {n} entries, at most {MAX_ENTRIES} are allowed")
     try:
         npz = np.load(file, allow_pickle=False)
     except FileNotFoundError as exc:
@@ -352,11 +443,11 @@ def _build(npz):
     B = _int_field(meta, "batch_size", 1, MAX_BATCH_SIZE)
     T = _int_field(meta, "seq_length", 1, MAX_SEQ_LENGTH)
 
-    expected = {"meta", "vocab", "data_ids", "hprev", "history", "val_history"}
+    expected = set(_ENTRIES)
     expected |= {f"param_{k}" for k in PARAM_NAMES}
     expected |= {f"opt_{s}_{k}" for s in _OPT_SLOTS[opt] for k in PARAM_NAMES}
     present = set(npz.files)
-    optional = {"val_ids"}
+    optional = set(_OPTIONAL_ENTRIES)
     if expected - present:
         raise ValueError(f"not a valid checkpoint: missing entries {sorted(expected - present)}")
     if present - expected - optional:

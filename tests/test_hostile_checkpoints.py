@@ -5,6 +5,7 @@ valid checkpoint: ..." and leaves the app usable."""
 import io
 import json
 import pathlib
+import struct
 import tracemalloc
 import zipfile
 
@@ -16,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from playground import persist, uploads
 from playground.run import MAX_SAMPLES_KEPT, Run, RunConfig
 from playground.store import RunStore, new_run_id
-from rnn_core import checkpoint_bytes, load_checkpoint_bytes
+from rnn_core import checkpoint_bytes, load_checkpoint, load_checkpoint_bytes
+from rnn_core.checkpoint import MAX_ENTRIES, MOST_ENTRIES
 from rnn_core.limits import (MAX_CORPUS_CHARS, MAX_ITERATION, MAX_LABEL_LENGTH, MAX_METADATA_CHARS,
                              MAX_SAMPLE_LENGTH, MAX_SEED, MAX_VOCAB_SIZE)
 
@@ -199,6 +201,80 @@ def test_ids_must_be_in_the_vocabulary(good, key):
     arrays[key][-1] = vocab_size
     assert refusal(repack(arrays)) == (f"not a valid checkpoint: {key} contains token id {vocab_size}; "
                                        f"allowed ids are 0..{vocab_size - 1}")
+
+
+# ---------------------------------------------------------------- the number of entries, from the zip directory
+def many_members(n: int, comment: bytes = b"") -> bytes:
+    """A zip of ``n`` empty members (a few hundred kB): zipfile keeps an object for each."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for i in range(n):
+            archive.writestr(f"e{i}.npy", b"")
+        archive.comment = comment
+    return buf.getvalue()
+
+
+END = struct.Struct("<4s4H2LH")     # a zip's end of central directory record (no comment here)
+
+
+def understating(data: bytes, claimed: int) -> bytes:
+    """``data`` with its end record claiming ``claimed`` entries: zipfile reads the whole directory
+    anyway."""
+    fields = list(END.unpack(data[-END.size:]))
+    fields[3] = fields[4] = claimed
+    return data[:-END.size] + END.pack(*fields)
+
+
+def as_zip64(data: bytes) -> bytes:
+    """``data`` with a ZIP64 end record and locator before its end record, whose counts, size and
+    offset then say "see the ZIP64 record" (as zipfile writes an archive of more than 65,535 entries)."""
+    _, _, _, _, n, size, offset, _ = END.unpack(data[-END.size:])
+    body = data[:-END.size]
+    zip64_end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body), 1)
+    return body + zip64_end + locator + END.pack(b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+
+
+@pytest.mark.parametrize("crafted", [
+    pytest.param(lambda: many_members(5000), id="plain"),
+    pytest.param(lambda: many_members(5000, comment=b"PK" * 30_000), id="with-a-comment"),
+    pytest.param(lambda: understating(many_members(5000), 1), id="end-record-claims-one"),
+    pytest.param(lambda: as_zip64(many_members(5000)), id="zip64"),
+])
+def test_an_archive_of_thousands_of_members_is_refused_before_its_directory_is_read(crafted):
+    data = crafted()
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 5000     # what zipfile would read
+    message, peak = peak_memory_of_refusal(data)
+    assert message == "not a valid checkpoint: it holds 5000 entries, at most 64 are allowed"
+    assert peak < 256 * 2**10      # NumPy reading the directory first: about 3 MB for these 5000
+
+
+def test_the_entry_count_is_read_from_a_path_and_from_a_file_object_too(tmp_path):
+    data = many_members(65)
+    path = tmp_path / "many.npz"
+    path.write_bytes(data)
+    expected = "not a valid checkpoint: it holds 65 entries, at most 64 are allowed"
+    for source in (path, str(path), io.BytesIO(data)):
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(source)
+        assert str(info.value) == expected
+    assert uploads.sentence(ValueError(refusal(data))).endswith("at most 64 are allowed.")
+
+
+def test_the_largest_checkpoint_has_the_most_entries_the_loader_counts_and_still_loads(tmp_path):
+    run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10, optimizer="adam"), POEM, "poems")
+    run.step(2)
+    data = run.to_bytes()
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == MOST_ENTRIES == 22 <= MAX_ENTRIES
+    path = tmp_path / "adam.npz"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        f.read(10)                      # a file object is read from where it is
+        f.seek(0)
+        trainer, _ = load_checkpoint(f)
+    assert trainer.optimizer_name == "adam" and trainer.iteration == 2
+    assert load_checkpoint(path)[0].iteration == 2
+    assert Run.from_bytes(data).iteration == 2
 
 
 # ---------------------------------------------------------------- strings must be valid text
