@@ -56,10 +56,10 @@ class Vocab:
             missing = self.unknown(s)
             shown = ", ".join(repr(c) for c in missing[:10])
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise ValueError(
-                f"text contains {len(missing)} character(s) not in the vocabulary: {shown}{more}; "
-                f"allowed are the {self.size} characters of the training text"
-            )
+            found = "1 character" if len(missing) == 1 else f"{len(missing):,} characters"
+            allowed = ("only the 1 character of the training text is allowed" if self.size == 1 else
+                       f"only the {self.size:,} characters of the training text are allowed")
+            raise ValueError(f"text contains {found} not in the vocabulary: {shown}{more}; {allowed}")
         return ids
 
     def decode(self, ids) -> str:

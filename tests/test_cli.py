@@ -290,7 +290,7 @@ def test_sample_with_seed_or_greedy_is_repeatable(capsys, checkpoint):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--prime", "Hey"], "--prime: text contains 2 character(s) not in the vocabulary: 'H', 'y'"),
+    (["--prime", "Hey"], "--prime: text contains 2 characters not in the vocabulary: 'H', 'y'"),
     (["--length", "-1"], "--length must be an integer between 0 and 5000"),
     (["--temperature", "0"], "--temperature"),
     (["--temperature", "inf"], "--temperature"),

@@ -43,8 +43,12 @@ def test_empty_text_is_refused():
 
 
 def test_unknown_characters_are_named(vocab):
-    with pytest.raises(ValueError, match=r"1 character\(s\) not in the vocabulary: 'z'"):
+    with pytest.raises(ValueError, match=r"text contains 1 character not in the vocabulary: 'z'; only the "
+                                         rf"{vocab.size} characters of the training text are allowed$"):
         vocab.encode("abz")
+    with pytest.raises(ValueError, match=r"text contains 2 characters not in the vocabulary: 'x', 'y'; only the "
+                                         r"1 character of the training text is allowed$"):
+        Vocab("a").encode("xay")
     with pytest.raises(ValueError, match=r"'x', 'é'"):
         vocab.encode("xéa")
     with pytest.raises(ValueError, match=r"ids must be in \[0, 4\], got values in \[0, 7\]"):
