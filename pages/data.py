@@ -11,7 +11,7 @@ import streamlit as st
 from playground import state, uploads
 from playground.run import builtin_problem
 from playground.escape import markdown_text
-from playground.textviews import count, escape_text, reveal_invisible, visible_chars
+from playground.textviews import count, reveal_invisible, visible_chars
 from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
 
@@ -74,7 +74,7 @@ def on_paste() -> None:
     try:
         take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
     except ValueError as exc:
-        ss.data_error = ("paste", f"The pasted text was not used. {uploads.sentence(exc)}")
+        ss.data_error = ("paste", f"The pasted text was not used. {markdown_text(uploads.sentence(exc))}")
 
 
 @state.locked
@@ -104,7 +104,7 @@ def show_error(where: str) -> None:
 
 def char_strip(chars: str, limit: int = 120) -> str:
     """The vocabulary as Markdown-safe text, whitespace made visible."""
-    shown = escape_text(" ".join(visible_chars(chars[:limit])))
+    shown = markdown_text(" ".join(visible_chars(chars[:limit])))
     return shown + (f" … (+{len(chars) - limit})" if len(chars) > limit else "")
 
 
@@ -161,7 +161,7 @@ with builtin_tab:
                           key=f"data_use_{key}", on_click=choose_builtin, args=(key,),
                           disabled=chosen or problem is not None, width="stretch")
             if problem:
-                head.warning(problem, icon=":material/warning:")   # our own sentence, like the flash
+                head.warning(markdown_text(problem), icon=":material/warning:")
                 continue
             summary = builtin_summary(key)
             head.caption(f"{count(summary['length'], 'character')} · {summary['vocab_size']} distinct · "

@@ -6,6 +6,7 @@ import streamlit as st
 
 from playground import persist, state, uploads
 from playground.escape import markdown_text
+from playground.textviews import count
 
 ss = st.session_state
 state.page_setup()
@@ -42,7 +43,7 @@ def on_checkpoint_upload() -> None:
         return
     persist.adopt_run(loaded)
     ss.files_prepared = None
-    replaced = f" It replaced the previous run ({before:,} iterations)." if before else ""
+    replaced = f" It replaced the previous run ({count(before, 'iteration')})." if before else ""
     ss.files_message = ("success", f"Loaded {markdown_text(uploaded.name[:80])}: {markdown_text(loaded.corpus_label)}, "
                                    f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
                                    f"stopped.{replaced}", weakref.ref(loaded), loaded.iteration)
@@ -129,7 +130,7 @@ with st.container(border=True):
     st.file_uploader("A checkpoint saved by RNN Playground (.npz)", type=["npz"], key="files_upload",
                      on_change=on_checkpoint_upload,
                      help="Training continues bit for bit where the checkpoint stopped.")
-    st.caption(f"Loading replaces the current run ({run.iteration:,} iterations on "
+    st.caption(f"Loading replaces the current run ({count(run.iteration, 'iteration')} on "
                f"{markdown_text(run.corpus_label)}); download it first to keep it.")
     message = ss.get("files_message")
     if message and message[2]() is run and message[3] == run.iteration:   # gone once the run moves on

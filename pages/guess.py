@@ -4,6 +4,7 @@ import random
 import streamlit as st
 
 from playground import analysis, game, state, textviews
+from playground.escape import html_text, markdown_text
 
 PASSAGE_CHARS = 400
 
@@ -48,13 +49,12 @@ st.caption("You and the network read the same passage, taken from text it never 
 
 
 def _show(c: str) -> str:
-    return textviews.escape_text(textviews.visible_char(c))
+    return markdown_text(textviews.visible_char(c))
 
 
 def _context_html(context: str) -> str:
     # Line breaks as ⏎ plus a real break; invisible and text-reordering characters (U+202E, ...) by name.
-    shown = "".join("&#9166;<br>" if c == "\n" else textviews.escape_text(textviews.reveal_invisible(c))
-                    for c in context)
+    shown = "".join("&#9166;<br>" if c == "\n" else html_text(textviews.reveal_invisible(c)) for c in context)
     return ('<div style="font-family:' + textviews.MONOSPACE + ';font-size:1.05rem;line-height:1.6;'
             'white-space:pre-wrap;background:#f7f7f9;border-radius:6px;padding:10px 14px;">'
             f'{shown}<span style="background:#e4572e;color:white;border-radius:3px;padding:0 5px;'
@@ -90,4 +90,4 @@ else:
         button_col.form_submit_button("Guess", key="guess_submit", on_click=_submit, type="primary",
                                       width="stretch")
     if ss.get("guess_error"):
-        st.error(textviews.escape_text(ss.guess_error), icon=":material/error:")
+        st.error(markdown_text(ss.guess_error), icon=":material/error:")

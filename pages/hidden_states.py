@@ -7,6 +7,7 @@ import zlib
 import streamlit as st
 
 from playground import analysis, figures, state, textviews
+from playground.escape import markdown_text
 
 MAX_CHARS = 2000          # characters read per text (forward pass + per-character HTML stay quick)
 HEATMAP_WINDOW = 120      # characters per heatmap view: more and the tick labels run together
@@ -229,7 +230,7 @@ def main() -> None:
         text = text[:MAX_CHARS]
     problem = analysis.unknown_chars_message(text, vocab.chars)
     if problem:
-        st.error(textviews.escape_text(problem), icon=":material/error:")
+        st.error(markdown_text(problem), icon=":material/error:")
         return
     reading = analysis.read_text(model, vocab.encode(text))
     if not 0 <= ss.get("hs_unit", -1) < H:

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from playground import analysis, figures, state, textviews
+from playground.escape import html_text, markdown_text
 from rnn_core.limits import MAX_SAMPLE_LENGTH
 
 # Log-spaced from 0.1 to 3 (each step about x1.2-1.5), with 1.0 exactly on the scale.
@@ -44,7 +45,8 @@ def _generate() -> None:
 
 def _prime_html(prime: str) -> str:
     """The prime as a tinted block right above its continuation, so it is clear who wrote what."""
-    shown = "".join("&#9166;<br>" if c == "\n" else textviews.escape_text(c) for c in prime)
+    # Line breaks as ⏎ plus a real break; invisible and text-reordering characters by name.
+    shown = "".join("&#9166;<br>" if c == "\n" else html_text(textviews.reveal_invisible(c)) for c in prime)
     return ('<div style="font-family:' + textviews.MONOSPACE + ';font-size:0.85rem;white-space:pre-wrap;'
             'background:#fff4d6;border-left:3px solid #e0a100;padding:4px 8px;margin-bottom:-6px;'
             f'border-radius:4px 4px 0 0;"><span style="color:#8a6d00;font-family:sans-serif;font-size:0.75rem;">'
@@ -76,7 +78,7 @@ with settings:
                       "picks the first character itself.")
     problem = _prime_problem(ss.smp_prime or "")
     if problem:
-        st.error(textviews.escape_text(problem), icon=":material/error:")
+        st.error(markdown_text(problem), icon=":material/error:")
     st.number_input("Length (characters to generate)", 1, MAX_SAMPLE_LENGTH, step=100, key="smp_length",
                     persist_state="session")
     st.checkbox("Greedy", key="smp_greedy", persist_state="session",
@@ -103,8 +105,7 @@ with output:
         how = ("greedy (argmax)" if results["greedy"] else f"temperature {results['temperature']:g}")
         earlier = "" if results["run"] == id(run) else " of an earlier run"
         head_col, download_col = st.columns([3, 1], vertical_alignment="center")
-        count = len(results["texts"])
-        head_col.markdown(f"**{count} sample{'s' if count > 1 else ''}** · {how} · model at iteration "
+        head_col.markdown(f"**{textviews.count(len(results['texts']), 'sample')}** · {how} · model at iteration "
                           f"{results['iteration']:,}{earlier}")
         download_col.download_button("Download .txt", _download_text(results), file_name="rnn_samples.txt",
                                       mime="text/plain", key="smp_download", on_click="ignore",
@@ -112,7 +113,7 @@ with output:
         for i, (seed, text) in enumerate(zip(results["seeds"], results["texts"]), 1):
             with st.container(border=True):
                 st.caption(f"Sample {i}" + ("" if results["greedy"] else f" · seed {seed}") +
-                           f" · {len(text):,} characters")
+                           f" · {textviews.count(len(text), 'character')}")
                 if results["prime"]:
                     st.html(_prime_html(results["prime"]))
                 st.code(_code_body(text), language=None, wrap_lines=True)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from playground import compare, figures, state
 from playground.escape import markdown_text
+from playground.textviews import count
 from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
@@ -73,7 +74,7 @@ with settings:
     if changes:
         listed = ", ".join(f"{name.replace('_', ' ')} {old} → {new}" for name, new, old in changes)
         st.warning(f"Press **Reset** to apply: {listed}. This starts a new model and discards the current "
-                   f"{run.iteration:,} iterations of training.", icon=":material/restart_alt:")
+                   f"{count(run.iteration, 'iteration')} of training.", icon=":material/restart_alt:")
 
 UNIT_KEYS = list(figures.UNITS)
 UNIT_BUTTONS = {"window": "per window (classic)", "nats": "nats/char", "bits": "bits/char", "perplexity": "perplexity"}

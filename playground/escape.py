@@ -1,7 +1,7 @@
 """The one place where user-controlled text is made safe to show.
 
 Corpus labels, file names, vocabularies and error messages that quote them come from uploads,
-checkpoints and saved runs: anything. Two targets:
+checkpoints and saved runs: anything. Three targets:
 
 - ``markdown_text(s)``: for Streamlit Markdown (``st.markdown``, ``st.caption``, ``st.success`` ...,
   also inside ``unsafe_allow_html`` HTML). The characters Markdown, GitHub's extensions and
@@ -17,18 +17,24 @@ checkpoints and saved runs: anything. Two targets:
 - ``chart_label(s)``: for Plotly legend, hover and tick text, which Plotly renders as a small HTML
   subset (``<b>``, ``<a href>``, entities), as LaTeX between ``$`` signs, and with ``%{...}``
   placeholders in hover templates: ``& < > $ %`` become character references.
+- ``html_text(s)``: for text and quoted attribute values inside HTML the app writes itself
+  (``st.html``: the per-character text views, the Sample page's prime, the Guess page's passage).
+  ``& < > " '`` become references, and so do the characters Markdown and Streamlit act on
+  (``$ * _ ` [ ] : ~ # | \\ { }``), so no Markdown syntax starts in it either. (Bare URLs are not
+  broken: text meant for Markdown goes through ``markdown_text``.) A tab is kept, as it is only
+  whitespace in HTML; a caller that wants line breaks writes its own ``<br>``.
 
-Both also make the text one line (line breaks and other control characters become spaces, since a
-new line would start a new Markdown block) and replace what cannot be sent to a browser (unpaired
-surrogates) or could reorder the text around it (bidirectional controls) by U+FFFD.
+All three also make the text one line (line breaks and other control characters become spaces,
+since a new line would start a new Markdown block) and replace what cannot be sent to a browser
+(unpaired surrogates) or could reorder the text around it (bidirectional controls) by U+FFFD.
 
-Escape once, where the string is put into Markdown or a chart; store and pass around the raw text.
+Escape once, where the string is put into Markdown, HTML or a chart; store and pass around the raw text.
 """
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["markdown_text", "chart_label"]
+__all__ = ["markdown_text", "chart_label", "html_text"]
 
 # Unicode's bidirectional embedding, override and isolate controls: they reorder surrounding text.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -39,6 +45,8 @@ _MARKDOWN["@"] = _JOINER + "&#64;"    # no e-mail autolink
 # At the very start of a line these begin a list or a heading underline: "- x", "+ x", "===".
 _LINE_START = frozenset("-+=")
 _CHART = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "%": "&#37;"}
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "\t": "\t"}
+_HTML.update({c: f"&#{ord(c)};" for c in "$*_`[]:~#|\\{}"})
 
 
 def _char(c: str, table: dict[str, str]) -> str:
@@ -78,3 +86,10 @@ def chart_label(s: object) -> str:
     """``s`` as literal text in a Plotly legend, hover label or tick (one line)."""
     text = s if isinstance(s, str) else str(s)
     return "".join(_char(c, _CHART) for c in text)
+
+
+def html_text(s: object) -> str:
+    """``s`` as literal text inside HTML, between tags or in a quoted attribute (one line; a tab
+    stays a tab; see the module docstring)."""
+    text = s if isinstance(s, str) else str(s)
+    return "".join(_char(c, _HTML) for c in text)

@@ -1,9 +1,9 @@
 """Pure text views: a string plus one number per character in, safe HTML out.
 
-The HTML is meant for ``st.markdown(..., unsafe_allow_html=True)`` or ``st.html``.
-Every character of user text is escaped; characters that Markdown or Streamlit
-would interpret (``$ * _ ` [ ] : ~ # | \\``) are written as numeric entities too,
-so a corpus containing ``$x$`` or ``:red[hi]`` shows up literally.
+The HTML is meant for ``st.html``. Every character of user text, and every tooltip, goes through
+``playground.escape.html_text`` (the one place text is escaped), which also writes the characters
+Markdown or Streamlit would interpret (``$ * _ ` [ ] : ~ # | \\``) as numeric entities, so a corpus
+containing ``$x$`` or ``:red[hi]`` shows up literally.
 
 No streamlit or plotly import here, so the palette and ``visible_char`` are
 shared with ``playground.figures``.
@@ -11,12 +11,13 @@ shared with ``playground.figures``.
 
 from __future__ import annotations
 
-import html
 import math
 import unicodedata
 from typing import Sequence
 
 import numpy as np
+
+from playground.escape import html_text
 
 # Colour stops as (position in [0, 1], (r, g, b)). Blue = negative, near-white = 0,
 # red = positive; the same stops feed the plotly colorscales in figures.py.
@@ -51,8 +52,6 @@ _INVISIBLE_NAMES = {
 # Unicode categories that never draw a glyph of their own: other controls, format characters (Cf,
 # which includes every bidi control), line/paragraph separators, lone surrogates.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-# Characters Markdown/Streamlit would act on even after html.escape.
-_MARKDOWN_ENTITIES = {c: f"&#{ord(c)};" for c in "$*_`[]:~#|\\{}"}
 
 
 def visible_char(c: str) -> str:
@@ -92,12 +91,6 @@ def reveal_invisible(text: str) -> str:
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """'1 character', '0 characters', '12,345 characters': a number and its noun, agreeing."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
-
-
-def escape_text(s: str) -> str:
-    """HTML-escape ``s`` (including quotes) and neutralise Markdown/Streamlit syntax."""
-    # Per character, so the '#' of an entity html.escape just wrote is never re-escaped.
-    return "".join(_MARKDOWN_ENTITIES.get(c) or html.escape(c, quote=True) for c in s)
 
 
 def interpolate_rgb(stops, t: float) -> tuple[int, int, int]:
@@ -153,9 +146,9 @@ def _char_span(c: str, rgb: tuple[int, int, int] | None, title: str) -> str:
     style = "border-radius:2px;"
     if rgb is not None:
         style += f"background-color:{_rgb_css(rgb)};color:{_text_colour(rgb)};"
-    span = f'<span style="{style}" title="{escape_text(title)}">{escape_text(shown)}</span>'
+    span = f'<span style="{style}" title="{html_text(title)}">{html_text(shown)}</span>'
     if c == "\n":
-        span = f'<span style="{style}opacity:0.75;" title="{escape_text(title)}">&#9166;</span><br>'
+        span = f'<span style="{style}opacity:0.75;" title="{html_text(title)}">&#9166;</span><br>'
     return span
 
 
@@ -251,13 +244,13 @@ def legend_html(
     )
     ticks = (
         f'<div style="width:{int(width_px)}px;position:relative;height:1.2em;font-size:0.75rem;color:#555;">'
-        f'<span style="position:absolute;left:0;">{escape_text(f"{vmin:g}")}</span>'
+        f'<span style="position:absolute;left:0;">{html_text(f"{vmin:g}")}</span>'
         f'<span style="position:absolute;left:50%;transform:translateX(-50%);">'
-        f'{escape_text(f"{centre:g}")}</span>'
-        f'<span style="position:absolute;right:0;">{escape_text(f"{vmax:g}")}</span></div>'
+        f'{html_text(f"{centre:g}")}</span>'
+        f'<span style="position:absolute;right:0;">{html_text(f"{vmax:g}")}</span></div>'
     )
     caption = (
-        f'<div style="font-size:0.8rem;color:#333;margin-bottom:2px;">{escape_text(label)}</div>'
+        f'<div style="font-size:0.8rem;color:#333;margin-bottom:2px;">{html_text(label)}</div>'
         if label
         else ""
     )

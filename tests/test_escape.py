@@ -11,7 +11,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from playground import compare, figures, persist
-from playground.escape import chart_label, markdown_text
+from playground.escape import chart_label, html_text, markdown_text
 from playground.run import Run, RunConfig
 from playground.store import RunStore, new_run_id
 
@@ -81,6 +81,22 @@ def test_one_line_valid_text_whatever_comes_in():
     escaped.encode("utf-8")   # a lone surrogate would make every page of the run fail to send
     assert "\ud800" not in escaped and "\u202e" not in escaped and escaped.count("\ufffd") == 2
     assert markdown_text(42) == "42" and markdown_text(ValueError("a: b")) == "a&#58;&#8288; b"
+
+
+# ---------------------------------------------------------------- html_text (pure)
+@pytest.mark.parametrize("text", [
+    HOSTILE, "<img src=x onerror=alert(1)>", "\" onmouseover=\"alert(1)", "' x='", "$x$ *a* `c` ~d~ #e |f| {g} \\",
+])
+def test_html_text_leaves_no_tag_attribute_end_or_markdown_and_reads_as_itself(text):
+    escaped = html_text(text)
+    assert not set("<>\"'&$*_`[]:~#|{}\\") & set(re.sub(r"&(#\d+|#x[0-9a-f]+|[a-z]+);", "", escaped))
+    assert html.unescape(escaped) == text
+
+
+def test_html_text_is_one_line_keeps_tabs_and_drops_what_a_browser_cannot_take():
+    assert html_text("a\tb\nc\rd\x00e") == "a\tb c d e"
+    assert html_text("x\u202ey\ud800") == "x\ufffdy\ufffd"
+    assert html_text("a < b & c") == "a &lt; b &amp; c" and html_text(1.5) == "1.5"
 
 
 # ---------------------------------------------------------------- chart_label (pure) and the legend

@@ -170,6 +170,16 @@ def test_markdown_and_streamlit_syntax_neutralised():
     assert "".join(s[1] for s in _parse(html_text).spans) == text
 
 
+def test_the_views_escape_in_the_one_place():
+    from playground.escape import html_text
+
+    text = "<a href='x'>&\"$:"
+    body = TV.colored_text_html(text, [0.0] * len(text))
+    for c in text:
+        assert f">{html_text(c)}</span>" in body
+    assert f">{html_text('<h> & $x$')}</div>" in TV.legend_html(-1, 1, label="<h> & $x$")
+
+
 def test_newline_marker_and_break():
     parsed = _parse(TV.colored_text_html("a\nb", [0.1, 0.2, 0.3]))
     assert parsed.brs == 1
