@@ -43,8 +43,8 @@ def live_interval() -> float | None:
     return 1.0 if run.trainer.model.hidden_size <= 256 else 3.0
 
 
-def run_owner(current) -> tuple[int, int]:
-    return id(current), id(current.trainer)
+def run_owner(current) -> str:
+    return current.uid
 
 
 def equations_tab(current, window: bv.WindowBackprop) -> None:

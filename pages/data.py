@@ -3,7 +3,6 @@
 A new text never touches the current run: it becomes the draft corpus, and Reset (or "Train on
 this text now") starts a fresh model on it.
 """
-import weakref
 from dataclasses import asdict
 
 import streamlit as st
@@ -53,8 +52,8 @@ def take(accepted: uploads.AcceptedText) -> None:
     ss.custom_text, ss.custom_label = accepted.text, accepted.label
     ss.cfg_corpus = "custom"
     ss.data_error = None
-    # The "ready" notice lasts until this run is replaced (a weakref: an id could be reused).
-    ss.data_taken_for = weakref.ref(state.get_run())
+    # The "ready" notice lasts until this run is replaced.
+    ss.data_taken_for = state.get_run().uid
 
 
 @state.locked
@@ -125,7 +124,7 @@ st.caption("The network reads one text, character by character, and learns to pr
 
 next_corpus = draft("corpus")
 taken_for = ss.get("data_taken_for")
-custom_ready = next_corpus == "custom" and ss.custom_text and taken_for is not None and taken_for() is run
+custom_ready = next_corpus == "custom" and ss.custom_text and taken_for == run.uid
 if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text)):
     with st.container(border=True):
         st.markdown(f"**Next run's text: {corpus_name(next_corpus)}.** Press **Reset** in the sidebar to start a new "

@@ -1,6 +1,5 @@
 """Save & load: the run's private link, checkpoint and history downloads, and resuming a checkpoint."""
 import time
-import weakref
 
 import streamlit as st
 
@@ -19,7 +18,7 @@ def prepare_downloads() -> None:
     current = state.get_run()
     train_csv, val_csv = (uploads.csv_bytes(frame) for frame in uploads.history_frames(current))
     ss.files_prepared = {
-        "run": weakref.ref(current), "iteration": current.iteration,
+        "run": current.uid, "iteration": current.iteration,
         "checkpoint": current.to_bytes(), "checkpoint_name": uploads.checkpoint_file_name(current),
         "train_csv": train_csv, "val_csv": val_csv,
         "csv_stem": uploads.checkpoint_file_name(current).removesuffix(".npz"),
@@ -38,7 +37,7 @@ def on_checkpoint_upload() -> None:
     except ValueError as exc:
         current = state.get_run()
         ss.files_message = ("error", f"The file {markdown_text(uploaded.name[:80])} was not loaded; the current run "
-                                     f"is unchanged. {markdown_text(uploads.sentence(exc))}", weakref.ref(current),
+                                     f"is unchanged. {markdown_text(uploads.sentence(exc))}", current.uid,
                             current.iteration)
         return
     persist.adopt_run(loaded)
@@ -46,7 +45,7 @@ def on_checkpoint_upload() -> None:
     replaced = f" It replaced the previous run ({count(before, 'iteration')})." if before else ""
     ss.files_message = ("success", f"Loaded {markdown_text(uploaded.name[:80])}: {markdown_text(loaded.corpus_label)}, "
                                    f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
-                                   f"stopped.{replaced}", weakref.ref(loaded), loaded.iteration)
+                                   f"stopped.{replaced}", loaded.uid, loaded.iteration)
 
 
 def age(seconds: float) -> str:
@@ -65,10 +64,10 @@ st.caption("Your run is kept on this server and comes back after a reload. Downl
 
 st.subheader("Your run's link")
 with st.container(border=True):
-    link = persist.run_link(st.context.url)
-    store = persist.get_store()
     # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
     persist.wait_for_saves(persist.run_id(), timeout=3.0)
+    link = persist.run_link(st.context.url)    # only once a save under this id has been written
+    store = persist.get_store()
     status = persist.status()
     if link:
         st.code(link, language=None)
@@ -88,7 +87,7 @@ with st.container(border=True):
 
 st.subheader("Download")
 prepared = ss.get("files_prepared")
-if prepared and prepared["run"]() is not run:
+if prepared and prepared["run"] != run.uid:
     prepared = ss.files_prepared = None    # made for a run that has since been replaced
 with st.container(border=True):
     top_left, top_right = st.columns([3, 1], vertical_alignment="center")
@@ -133,7 +132,7 @@ with st.container(border=True):
     st.caption(f"Loading replaces the current run ({count(run.iteration, 'iteration')} on "
                f"{markdown_text(run.corpus_label)}); download it first to keep it.")
     message = ss.get("files_message")
-    if message and message[2]() is run and message[3] == run.iteration:   # gone once the run moves on
+    if message and message[2] == run.uid and message[3] == run.iteration:   # gone once the run moves on
         kind, text = message[:2]
         (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
                                                         else ":material/error:")

@@ -23,7 +23,7 @@ def _passage() -> str:
 
 def _new_game() -> None:
     ss.guess_game = game.new_game(_passage())
-    ss.guess_run = id(run)
+    ss.guess_run = run.uid
     ss.guess_error = None
 
 
@@ -38,7 +38,7 @@ def _submit() -> None:
     game.play(g, char, probs, vocab.chars)
 
 
-if "guess_game" not in ss or ss.get("guess_run") != id(run):
+if "guess_game" not in ss or ss.get("guess_run") != run.uid:
     _new_game()
 g: game.Game = ss.guess_game
 

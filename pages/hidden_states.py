@@ -46,10 +46,10 @@ def _use_heldout_excerpt() -> None:
 
 if "hs_text" not in ss:
     _use_training_excerpt()
-elif ss.get("hs_text_run") != id(run) and analysis.unknown_chars_message(ss.hs_text, vocab.chars):
+elif ss.get("hs_text_run") != run.uid and analysis.unknown_chars_message(ss.hs_text, vocab.chars):
     # A new run with another corpus: the old text would only produce an error.
     _use_training_excerpt()
-ss.hs_text_run = id(run)
+ss.hs_text_run = run.uid
 
 st.title("Hidden states")
 st.caption("The network reads your text one character at a time, starting from h = 0, exactly as in "

@@ -40,7 +40,7 @@ def _generate() -> None:
     texts = [vocab.decode(model.sample(int(ss.smp_length), prime=prime_ids, temperature=float(ss.smp_temperature),
                                        greedy=greedy, rng=seed)) for seed in seeds]
     ss.smp_results = {"prime": prime, "texts": texts, "seeds": seeds, "greedy": greedy,
-                      "temperature": float(ss.smp_temperature), "iteration": run.iteration, "run": id(run)}
+                      "temperature": float(ss.smp_temperature), "iteration": run.iteration, "run": run.uid}
 
 
 def _prime_html(prime: str) -> str:
@@ -103,7 +103,7 @@ with output:
         st.info("Set a prime and temperature, then press **Generate**.", icon=":material/edit_note:")
     else:
         how = ("greedy (argmax)" if results["greedy"] else f"temperature {results['temperature']:g}")
-        earlier = "" if results["run"] == id(run) else " of an earlier run"
+        earlier = "" if results["run"] == run.uid else " of an earlier run"
         head_col, download_col = st.columns([3, 1], vertical_alignment="center")
         head_col.markdown(f"**{textviews.count(len(results['texts']), 'sample')}** · {how} · model at iteration "
                           f"{results['iteration']:,}{earlier}")

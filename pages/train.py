@@ -116,7 +116,7 @@ def live_panel() -> None:
                 help="min-char-rnn's smoothed loss: nats per window of T characters, as it prints it")
     m[5].metric("Bits per char", f"{run.bits_per_char:.3f}")
 
-    hist = tr.history.as_arrays("iteration", "loss", "smooth_loss")
+    hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
     val = tr.val_history.as_arrays()
     smoothing = ss.loss_smoothing
     smooth, smooth_label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
@@ -124,7 +124,8 @@ def live_panel() -> None:
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=ss.loss_unit, val_iterations=val["iteration"],
                                         val_bits_per_char=val["val_bits_per_char"], max_points=1000,
-                                        smooth_label=smooth_label,
+                                        smooth_label=smooth_label, loss_min=hist["loss_min"],
+                                        loss_max=hist["loss_max"],
                                         compare=compare.for_chart(ss.kept_curves, smoothing)),
                     key="loss_chart", width="stretch")
 

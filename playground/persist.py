@@ -40,12 +40,15 @@ import logging
 import secrets
 import threading
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+# Imported before this module registers its exit hook, so the pool's own hook (which stops the
+# workers) runs after it: hooks run last-registered first.
+from playground import trainers
 from playground.escape import markdown_text
 from playground.run import Run
 from playground.store import (RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
@@ -58,7 +61,8 @@ log = logging.getLogger(__name__)
 # script thread, then compressing the checkpoint in the save thread).
 AUTOSAVE_SECONDS = 10.0
 SWEEP_SECONDS = 1.0           # how often the sweeper looks at the live sessions
-IDLE_SECONDS = 3.0            # no script run for this long while its run changed: the tab is gone
+IDLE_SECONDS = 3.0            # no tick for this long: a training tab is throttled, or gone
+RELEASE_SECONDS = 120.0       # no script run for this long: the trainer is released (saved first)
 FORGET_SECONDS = 600.0        # a saved session idle this long leaves the registry (it re-joins on use)
 LOCK_WAIT_SECONDS = 3.0       # sweeper, reload and exit wait this long for a tick to finish
 PAUSE_SAVE_WAIT_SECONDS = 2.0 # Pause waits this long for its save, so the page shows the outcome
@@ -272,8 +276,10 @@ class SessionPersist:
     # Mirrors of the session's run, run lock and store, set by the script thread on every script
     # run and tick, so the sweeper and the exit hook can save a session without touching streamlit.
     run: Run | None = None
+    handle: trainers.TrainerHandle | None = None
     lock: threading.RLock | None = None
     store: RunStore | None = None
+    session_id: str | None = None
     seen_at: float = field(default_factory=time.monotonic)
     training: bool = False                    # it was training at its last script run or tick
 
@@ -284,18 +290,41 @@ class SessionPersist:
 
 
 # ---------------------------------------------------------------- live sessions (sweeper, reload, exit)
-# Every session that ran a script recently, by id(): the sweeper saves those whose tab went away
-# mid-training, a reload flushes the session it replaces, and the exit hook saves them all.
+# Every session that ran a script recently, by id(). Its run trains in a worker process whether or
+# not its tab is still open: the sweeper saves and releases the trainers of tabs that are gone, a
+# reload flushes the session it replaces, and the exit hook saves them all.
 _LIVE: dict[int, SessionPersist] = {}
 _LIVE_GUARD = threading.Lock()
 _SWEEPER: list[threading.Thread] = []
 SWEEP_IN_BACKGROUND = True    # the unit tests call sweep() themselves, with their own clock
 
 
+def _session_id() -> str | None:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def connected(session_id: str | None) -> bool | None:
+    """Whether the browser tab of this Streamlit session is still connected; None where the server
+    cannot tell (no runtime, as in AppTest). Any thread."""
+    if session_id is None:
+        return None
+    try:
+        from streamlit.runtime import Runtime
+        if not Runtime.exists():
+            return None
+        return bool(Runtime.instance().is_active_session(session_id))
+    except Exception:   # a later Streamlit without it: fall back to idle time alone
+        return None
+
+
 def _register(sp: SessionPersist, run: Run) -> None:
-    """Script thread: record the session's current run for saves made outside its script runs."""
-    sp.run, sp.lock, sp.seen_at = run, st.session_state.get("run_lock"), time.monotonic()
-    sp.training = bool(st.session_state.get("running"))
+    """Script thread: record the session's run and trainer for saves made outside its script runs."""
+    ss = st.session_state
+    sp.run, sp.lock, sp.seen_at = run, ss.get("run_lock"), time.monotonic()
+    sp.handle = ss.get("trainer")
+    sp.training = bool(ss.get("running"))
+    sp.session_id = _session_id()
     sp.store = get_store()
     with _LIVE_GUARD:
         _LIVE[id(sp)] = sp
@@ -304,44 +333,100 @@ def _register(sp: SessionPersist, run: Run) -> None:
             _SWEEPER[0].start()
 
 
-def _save_if_changed(sp: SessionPersist, timeout: float) -> bool:
-    """Any thread: queue a save of ``sp``'s run if it changed since its last save. Takes the
-    session's run lock (so never mid-step), waiting at most ``timeout`` s; True if queued."""
-    lock, run = sp.lock, sp.run
-    if lock is None or run is None or sp.store is None:
+def _current(sp: SessionPersist) -> Run | None:
+    """The session's run as it is now: a snapshot from its worker while it trains."""
+    handle = sp.handle
+    if handle is None:
+        return sp.run
+    if handle.running:
+        try:
+            return handle.snapshot()
+        except trainers.WorkerDied:
+            pass
+    return handle.latest
+
+
+def _acquire(sp: SessionPersist, timeout: float) -> bool:
+    if sp.lock is None:
         return False
-    if not lock.acquire(timeout=timeout) if timeout > 0 else not lock.acquire(blocking=False):
+    return sp.lock.acquire(timeout=timeout) if timeout > 0 else sp.lock.acquire(blocking=False)
+
+
+def _save_if_changed(sp: SessionPersist, timeout: float) -> bool:
+    """Any thread: queue a save of ``sp``'s run as it is now if it changed since its last save.
+    Takes the session's run lock, waiting at most ``timeout`` s; True if queued."""
+    if sp.store is None or not _acquire(sp, timeout):
         return False
     try:
-        run = sp.run
+        run = _current(sp)
         if run is None or _signature(run) == sp.saved_signature:
             return False
+        sp.run = run
         _submit(sp, run, sp.store)
         return True
     finally:
-        lock.release()
+        sp.lock.release()
 
 
-def sweep(now: float | None = None) -> list[SessionPersist]:
-    """One look at the live sessions: save those that were training and have run no script for
-    IDLE_SECONDS (their tab went away; a paused session's changes are saved by its own script
-    run), forget those saved and idle for FORGET_SECONDS. Returns the sessions it queued a save for."""
+def _release(sp: SessionPersist) -> None:
+    """(Run lock held.) The session's tab is gone: stop its trainer, save the run as it stopped,
+    free the worker's copy. The handle brings the run back from that copy if the session returns."""
+    run = sp.handle.release()
+    sp.run, sp.training = run, False
+    if _superseded(sp):
+        # A later session opened this run id since this tab was last seen (a reload whose old tab
+        # still looked connected): that session continues the run; writing this tab's last
+        # seconds over it would split the link in two.
+        log.info("run %s: its old tab is gone and a newer tab continues it", sp.run_id[:6])
+        return
+    if sp.store is not None and _signature(run) != sp.saved_signature:
+        _submit(sp, run, sp.store)
+
+
+def _superseded(sp: SessionPersist) -> bool:
+    with _LIVE_GUARD:
+        return any(other is not sp and other.run_id == sp.run_id and other.seen_at > sp.seen_at
+                   for other in _LIVE.values())
+
+
+def sweep(now: float | None = None, connected=connected) -> list[SessionPersist]:
+    """One look at the live sessions that have run no script for IDLE_SECONDS (a training tab
+    ticks several times a second). Returns the sessions it saved or released.
+
+    * the tab is known to be gone (its session disconnected): release its trainer, saved first;
+    * idle RELEASE_SECONDS (a paused tab, or where connection is unknown): the same;
+    * a connected tab still training but not ticking (a browser throttling a background tab's
+      timers): save it every AUTOSAVE_SECONDS, as its ticks would;
+    * released, saved and idle FORGET_SECONDS: forgotten (it joins again on its next script run).
+    """
     now = time.monotonic() if now is None else now
     with _LIVE_GUARD:
         live = list(_LIVE.values())
-    saved = []
+    acted = []
     for sp in live:
         idle = now - sp.seen_at
-        if idle < IDLE_SECONDS:
+        if idle < IDLE_SECONDS or not _acquire(sp, 0):
             continue
-        if sp.training and _save_if_changed(sp, timeout=0):
-            saved.append(sp)
-        elif idle >= FORGET_SECONDS and not _WORKER.pending(sp.status):
-            with _LIVE_GUARD:
-                if _LIVE.get(id(sp)) is sp and sp.seen_at <= now - FORGET_SECONDS:
-                    del _LIVE[id(sp)]
-                    sp.run = None       # the session's own state still holds its run
-    return saved
+        try:
+            handle = sp.handle
+            if handle is not None and handle.placed:
+                if connected(sp.session_id) is False or idle >= RELEASE_SECONDS:
+                    _release(sp)
+                    acted.append(sp)
+                elif handle.running and sp.store is not None and sp.throttle.due():
+                    sp.run = _current(sp)
+                    _submit(sp, sp.run, sp.store)
+                    acted.append(sp)
+            elif idle >= FORGET_SECONDS and not _WORKER.pending(sp.status):
+                with _LIVE_GUARD:
+                    if _LIVE.get(id(sp)) is sp:
+                        del _LIVE[id(sp)]
+                        sp.run = sp.handle = None   # the session's own state still holds both
+        except trainers.WorkerDied:
+            log.warning("a trainer process died while its idle session was being saved")
+        finally:
+            sp.lock.release()
+    return acted
 
 
 def _sweep_forever() -> None:
@@ -354,17 +439,25 @@ def _sweep_forever() -> None:
 
 
 def _flush_holders(run_id: str) -> None:
-    """Before a new session opens ``run_id``: write the state of live sessions holding it (the tab
-    being reloaded, still in memory), so the reload continues from where it was."""
+    """Before a new session opens ``run_id``: write the run of live sessions holding it as it is
+    now. A holder whose tab is gone (the tab being reloaded) is released too: the new session
+    continues from exactly there, and the old trainer stops."""
     with _LIVE_GUARD:
         holders = [sp for sp in _LIVE.values() if sp.run_id == run_id]
     for sp in holders:
-        _save_if_changed(sp, timeout=LOCK_WAIT_SECONDS)
+        if connected(sp.session_id) is False and sp.handle is not None and sp.handle.placed:
+            if _acquire(sp, LOCK_WAIT_SECONDS):
+                try:
+                    _release(sp)
+                finally:
+                    sp.lock.release()
+        else:
+            _save_if_changed(sp, timeout=LOCK_WAIT_SECONDS)
 
 
 def save_all_at_exit(timeout: float = 30.0) -> bool:
-    """Interpreter exit (a graceful server stop): save every live session's changed run and wait
-    for the writes. True if everything was written in time."""
+    """Interpreter exit (a graceful server stop): save every live session's changed run, as its
+    worker has it now, and wait for the writes. True if everything was written in time."""
     with _LIVE_GUARD:
         live = list(_LIVE.values())
     for sp in live:
@@ -394,11 +487,9 @@ def _session() -> SessionPersist:
 
 def _signature(run: Run) -> tuple:
     """Changes whenever the run would save differently: another run, training, or live settings.
-
-    A weakref rather than id(): a replaced run's id may be reused by a later run.
-    """
+    (By the run's uid, not the object: the session gets a new copy with every snapshot.)"""
     tr = run.trainer
-    return (weakref.ref(run), tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
+    return (run.uid, tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
 
 
 def _flash(kind: str, message: str) -> None:
@@ -487,7 +578,10 @@ def after_init() -> None:
     if sp.saved_signature is None:
         sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
     elif not ss.get("running") and _signature(run) != sp.saved_signature:
-        save_now()
+        # Waits for the write (briefly): the address bar gets ?run= in this same script run, and
+        # only once the link restores the run.
+        save_now(wait=PAUSE_SAVE_WAIT_SECONDS)
+        _follow_move(sp)      # the save may have moved to a new run id: follow it now
     _sync_url(sp)
     store = get_store()
     if store is not None and sp.linked:
@@ -532,13 +626,23 @@ def save_now(wait: float = 0.0) -> None:
         wait_for_saves(sp.run_id, wait)
 
 
-def autosave_if_due() -> None:
-    """From the training tick: save when AUTOSAVE_SECONDS have passed since the last save."""
+def touch() -> None:
+    """From the training tick: the session's tab is alive and training."""
     sp = _session()
     sp.run, sp.seen_at, sp.training = st.session_state.run, time.monotonic(), True
-    if sp.throttle.due():
-        save_now()
     _sync_url(sp)
+
+
+def autosave_due() -> bool:
+    return _session().throttle.due()
+
+
+def autosave_if_due() -> None:
+    """From the training tick (with a fresh snapshot in session_state.run): save when
+    AUTOSAVE_SECONDS have passed since the last save."""
+    touch()
+    if _session().throttle.due():
+        save_now()
 
 
 def adopt_run(run: Run) -> None:
@@ -547,7 +651,8 @@ def adopt_run(run: Run) -> None:
     from playground import state   # state imports this module at import time
 
     ss = st.session_state
-    ss.run = run
+    state.trainer().replace(run)
+    state._show(run)
     ss.running = False
     state.load_config_into_widgets(run.config)
     _adopt_text(run)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -96,6 +97,9 @@ class Run:
         config.validate()
         validate_corpus(text, seq_length=config.seq_length, batch_size=config.batch_size)
         self.config, self.corpus_label = config, corpus_label
+        # Which run this is, kept by every copy (the snapshots a session gets from its trainer
+        # process): views key what they keep on it, and it is new for a new model or a loaded file.
+        self.uid = uuid.uuid4().hex
         self.vocab = Vocab.from_text(text)
         ids = self.vocab.encode(text)
         split = train_val_split(len(ids), config.val_fraction)
@@ -323,6 +327,7 @@ class Run:
                                  f"{MAX_ITERATION} and at most {MAX_SAMPLE_LENGTH} characters")
             kept.append((item[0], item[1]))
         run = cls.__new__(cls)
+        run.uid = uuid.uuid4().hex
         run.config, run.vocab, run.trainer = config, vocab, trainer
         run.corpus_label = label
         run._init_runtime()

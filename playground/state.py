@@ -1,9 +1,12 @@
 """Session state, set up in one place, and the controls every page shares.
 
-One Run per browser session lives in ``st.session_state.run`` (never in a cache shared by users).
+Each browser session's run trains in a worker process of the trainer pool (playground.trainers);
+the session holds its TrainerHandle in ``st.session_state.trainer`` and, in
+``st.session_state.run``, the newest snapshot of the run: a consistent copy the pages read and
+compute on (at most VIEW_SECONDS old while training, exact while paused), never trained here.
 Draft settings live in widget keys ``cfg_<field>``; ``config_from_widgets`` turns them into a
-RunConfig. Training advances only in ``training_status``, a fragment that reruns every TICK_SECONDS
-while running, so the page never blocks and every button answers within one tick.
+RunConfig. The sidebar's ``training_status`` fragment asks the worker for progress every
+TICK_SECONDS while running; the buttons' callbacks send Start / Pause / Step / Reset at once.
 """
 from __future__ import annotations
 
@@ -13,20 +16,16 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import figures, persist
+from playground import figures, persist, trainers
 from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
-# Training runs in the sidebar fragment's ticks. Each fragment rerun costs Streamlit a round trip
-# whatever the timer (and a full garbage collection unless runner.postScriptGC is off, as it is in
-# .streamlit/config.toml), so ticks train for a whole 0.3 s slice and the timer is short enough that
-# the next tick is due as soon as the previous one has been drawn (bench/dashboard_overhead.py).
-TICK_SECONDS = 0.1     # fragment timer while training
-TRAIN_SECONDS = 0.3    # training time inside each tick; the status line is drawn after it
-# Charts refresh less often than training ticks: building and drawing them costs ~50-80 ms of the
-# server and more of the browser; at the tick rate that would eat a third of the training time.
-# bench/dashboard_overhead.py on the 2-core machine: every 2 s -> app at 0.66-0.71x the engine's
-# speed, every 3 s -> 0.78-0.80x (the sidebar's iteration count still moves every tick).
+# The worker trains on its own; a tick only asks it for progress (a round trip of a few ms), so
+# the count moves several times a second while the server stays nearly idle.
+TICK_SECONDS = 0.25    # sidebar fragment timer while training
+VIEW_SECONDS = 2.0     # while training, pages read a snapshot at most this old
+# Charts refresh less often than the count: building and drawing them costs the server tens of
+# milliseconds and the browser more (bench/dashboard_overhead.py).
 LIVE_REFRESH_SECONDS = 3.0
 MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
 
@@ -78,6 +77,11 @@ def init_session() -> None:
                 earlier = ss.get("flash")       # e.g. why the run in the link could not be opened
                 flash("warning", f"{earlier[1]} {problem}" if earlier else problem)
         ss.run = run
+    handle = trainer()
+    if ss.running and not handle.running:
+        # Stopped outside this session's script runs: released while the tab was away, or its
+        # worker restarted. The run as it stopped is already in session_state.run (trainer()).
+        ss.running = False
     for f in fields(RunConfig):
         # The Train page's widgets keep these with persist_state="session", so a value survives
         # while that page is not shown; a key is only missing in a brand-new session.
@@ -117,8 +121,46 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
+def trainer() -> trainers.TrainerHandle:
+    """The session's handle in the trainer pool, made on first use. A Run put into
+    ``session_state.run`` by other code (a test, say) becomes the session's run, paused; a
+    snapshot the handle took outside a script run (the saver's sweeper) becomes the session's view."""
+    ss = st.session_state
+    handle = ss.get("trainer")
+    if handle is None:
+        handle = ss.trainer = trainers.get_pool().handle(ss.run)
+    elif ss.run is not ss.get("trainer_view"):
+        if ss.run is not handle.latest:
+            handle.replace(ss.run)
+    elif handle.latest is not ss.run:
+        ss.run = handle.latest
+    ss.trainer_view = ss.run
+    return handle
+
+
+def _show(run: Run) -> Run:
+    """Make ``run`` (a snapshot from the handle) what the pages read."""
+    ss = st.session_state
+    ss.run = ss.trainer_view = run
+    return run
+
+
 def get_run() -> Run:
-    return st.session_state.run
+    """The run the pages read: while training, a snapshot at most VIEW_SECONDS old."""
+    ss = st.session_state
+    handle = trainer()
+    if ss.get("running") and handle.running:
+        return _show(_survive(lambda: handle.snapshot(max_age=VIEW_SECONDS), ss.run))
+    return ss.run
+
+
+def _survive(call, fallback):
+    """A pool call from a page: a worker that died mid-call is replaced by the handle; if even that
+    fails, the page shows what it has and the sidebar says why."""
+    try:
+        return call()
+    except trainers.WorkerDied:
+        return fallback
 
 
 def config_from_widgets() -> RunConfig:
@@ -146,13 +188,24 @@ def show_flash() -> None:
 # ---------------------------------------------------------------- callbacks (run before the rerun)
 @locked
 def start() -> None:
-    get_run().alert = None
-    st.session_state.running = True
+    ss = st.session_state
+    handle = trainer()
+    ss.run.alert = None
+    try:
+        handle.start(stop_at=ss.get("stop_at") or None)
+    except trainers.ServerFull as exc:
+        flash("warning", f"Training did not start: {exc}. Your run stays paused and intact; press Start "
+                         "again in a minute.")
+        return
+    ss.running = True
+    ss.sent_stop_at = ss.get("stop_at") or None
 
 
 @locked
 def pause() -> None:
-    st.session_state.running = False
+    ss = st.session_state
+    ss.running = False
+    _show(trainer().pause())
     # Wait for the write (briefly), so the rerun that follows shows in the sidebar if it failed.
     persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
 
@@ -160,9 +213,10 @@ def pause() -> None:
 @locked
 def step_once() -> None:
     st.session_state.running = False
-    report = get_run().step(1)
-    if report.alert:
-        flash("error", report.alert)
+    run, alert = trainer().step(1)
+    _show(run)
+    if alert:
+        flash("error", alert)
 
 
 @locked
@@ -170,9 +224,10 @@ def apply_live_settings() -> None:
     """on_change of learning rate, optimizer, clip, sample interval: applied to the running model."""
     try:
         draft = config_from_widgets()
-        get_run().apply_live(draft)
+        draft.validate()
+        _show(trainer().apply_live(draft))
     except ValueError as exc:
-        flash("error", f"That setting was not applied: {exc}")
+        flash("error", f"That setting was not applied: {markdown_text(exc)}")
 
 
 @locked
@@ -191,7 +246,8 @@ def new_run_from_widgets() -> None:
     except ValueError as exc:
         flash("error", f"The run was not reset: {markdown_text(exc)}")
         return
-    ss.run = run
+    trainer().replace(run)
+    _show(run)
     ss.running = False
     if problem:   # the chosen built-in text cannot be read: the run is on another one
         ss.cfg_corpus = run.config.corpus
@@ -245,31 +301,54 @@ def sidebar() -> None:
         training_status()
 
 
-def _tick() -> None:
+def _tick() -> trainers.Progress | None:
+    """Ask the worker how the run is doing; act on what it says (a stop by itself, a restart)."""
     ss = st.session_state
     with run_lock():
         if not ss.running:
-            return
-        report = get_run().tick(TRAIN_SECONDS, stop_at=ss.get("stop_at") or None)
-        if report.reached is not None:
+            return None
+        handle = trainer()
+        stop_at = ss.get("stop_at") or None
+        if stop_at != ss.get("sent_stop_at"):      # "Pause at iteration" changed while training
+            handle.set_stop_at(stop_at)
+            ss.sent_stop_at = stop_at
+        try:
+            progress = handle.progress()
+        except trainers.WorkerDied:                # the replacement died too: say so, stay paused
             ss.running = False
+            flash("error", "The training process stopped and could not be restarted; your run is paused "
+                           f"at iteration {ss.run.iteration:,}.")
+            st.rerun()
+        if progress.restarted is not None:
+            ss.running = False
+            _show(handle.latest)
+            flash("warning", f"The training process restarted; the run continues from iteration "
+                             f"{progress.restarted:,}. Press Start to train on.")
+        elif not progress.running:                 # the guard or stop_at paused it
+            ss.running = False
+            _show(handle.snapshot())
             persist.save_now()
-        else:
+            if progress.alert:
+                flash("error", progress.alert)
+            elif progress.reached is not None:
+                flash("success", f"Paused at iteration {progress.reached:,}, as set in the sidebar.")
+        elif persist.autosave_due():
+            _show(handle.snapshot())
             persist.autosave_if_due()
-    if report.alert:
-        ss.running = False
-        flash("error", report.alert)
+        else:
+            persist.touch()
+    if not ss.running:
         st.rerun()   # a full rerun turns the fragment's timer off
-    if report.reached is not None:
-        flash("success", f"Paused at iteration {report.reached:,}, as set in the sidebar.")
-        st.rerun()
+    return progress
 
 
-def _status_body() -> None:
-    run = get_run()
+def _status_body(progress: trainers.Progress | None) -> None:
+    run = st.session_state.run
     state = "training" if st.session_state.running else "paused"
-    st.markdown(f"**Iteration {run.iteration:,}** · {state}")
-    st.caption(f"smoothed loss {run.trainer.smooth_loss:.2f} per window · {run.bits_per_char:.3f} bits/char")
+    iteration, smooth, bits = ((progress.iteration, progress.smooth_loss, progress.bits_per_char) if progress
+                               else (run.iteration, run.trainer.smooth_loss, run.bits_per_char))
+    st.markdown(f"**Iteration {iteration:,}** · {state}")
+    st.caption(f"smoothed loss {smooth:.2f} per window · {bits:.3f} bits/char")
     problem = persist.save_problem()
     if problem:   # here, beside the controls, on every page and every tick until a save succeeds
         st.error(problem, icon=":material/sd_card_alert:")
@@ -281,12 +360,10 @@ def training_status() -> None:
 
     @st.fragment(run_every=interval)
     def status() -> None:
-        # Draw first, then train. When a run of this fragment ends, the timer's next run is
-        # usually already queued and starts at once; Streamlit then drops this fragment's
-        # messages that have not yet been sent to the browser. Drawn after the training slice,
-        # the count was dropped that way on most ticks (a frozen count on some pages); drawn
-        # before it, it is sent while the slice trains.
-        _status_body()
-        _tick()
+        # A tick is a round trip to the worker, not training: each fragment run ends long before
+        # the timer's next one starts. (When a fragment run trained in the script thread, the next
+        # run was already queued when it ended, and Streamlit dropped its unsent output: the count
+        # froze on some pages.)
+        _status_body(_tick())
 
     status()

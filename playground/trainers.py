@@ -632,7 +632,7 @@ class TrainerHandle:
             if not self.placed:
                 return self.latest
             try:
-                run = self._took(self._call("pause"))
+                run = self.latest if self._fresh else self._took(self._call("pause"))
                 self._call("release")
             except WorkerDied:
                 run = self.latest

@@ -130,7 +130,9 @@ def history_frames(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Training: iteration, loss and smooth_loss (nats per window of seq_length characters),
     bits_per_char (of the smoothed loss, as the app shows it), clip_fraction, learning_rate and
-    grad_norm_<param> columns. Validation: iteration, val_bits_per_char.
+    grad_norm_<param> columns, then loss_min and loss_max (the extremes of the raw loss in each row:
+    once a long run's rows are buckets of several iterations, loss is the bucket's mean).
+    Validation: iteration, val_bits_per_char.
     """
     hist = run.trainer.history.as_arrays()
     train = pd.DataFrame(hist)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import struct
+import zipfile
 
 import numpy as np
 
@@ -87,7 +88,21 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
         arrays[f"param_{k}"] = trainer.model.params[k]
         for slot in _OPT_SLOTS[trainer.optimizer_name]:
             arrays[f"opt_{slot}_{k}"] = trainer.optimizer.state[slot][k]
-    np.savez_compressed(file, **arrays)
+    _write_npz(file, arrays)
+
+
+# Deflate at level 1, not np.savez_compressed's 6: several times faster for a file ~10% larger (the
+# app saves a training run every few seconds). Any .npz reader opens it.
+COMPRESS_LEVEL = 1
+
+
+def _write_npz(file, arrays: dict) -> None:
+    """The .npz layout np.savez writes (one name.npy member per array), deflated at COMPRESS_LEVEL."""
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL,
+                         allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def checkpoint_bytes(trainer: Trainer, vocab: Vocab) -> bytes:

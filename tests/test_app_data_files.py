@@ -134,7 +134,9 @@ def test_history_frames_have_one_row_per_recorded_iteration():
     run = small_run(iterations=12)
     train, val = uploads.history_frames(run)
     assert list(train.columns) == ["iteration", "loss", "smooth_loss", "bits_per_char", "clip_fraction",
-                                   "learning_rate"] + [f"grad_norm_{k}" for k in PARAM_NAMES]
+                                   "learning_rate"] + [f"grad_norm_{k}" for k in PARAM_NAMES] + ["loss_min",
+                                                                                              "loss_max"]
+    assert (train["loss_min"] == train["loss"]).all() and (train["loss_max"] == train["loss"]).all()  # 1 per row
     assert train["iteration"].tolist() == list(range(1, 13))
     assert train["bits_per_char"].iloc[-1] == pytest.approx(run.bits_per_char)
     recorded = run.trainer.val_history.as_arrays()

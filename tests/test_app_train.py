@@ -1,6 +1,12 @@
-"""The Train page and the shared sidebar in Streamlit's AppTest (no browser; run_every never fires)."""
+"""The Train page and the shared sidebar in Streamlit's AppTest (no browser; run_every never fires).
+
+Runs train in the trainer pool's worker processes: a test that lets a run train reruns the app (as
+the sidebar's timer would) until what it waits for has happened, with a deadline.
+"""
 import base64
+import copy
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,17 @@ def app():
 
 def iteration(at) -> int:
     return at.session_state.run.iteration
+
+
+def rerun_until(at, condition, what: str, timeout: float = 60.0):
+    """Rerun ``at`` (one sidebar tick each) until ``condition(at)`` holds; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        at.run()
+        assert not at.exception
+    return at
 
 
 def test_renders_with_the_classic_defaults_and_shared_controls(app):
@@ -51,20 +68,24 @@ def test_start_and_pause_switch_the_running_state(app):
 
 def test_pause_at_iteration_stops_training_exactly_there_and_says_so(app):
     app.number_input(key="stop_at").set_value(5).run()
-    app.button(key="btn_start").click().run()           # the tick inside this run reaches 5 and pauses
+    app.button(key="btn_start").click().run()
     assert not app.exception
-    assert iteration(app) == 5 and app.session_state.running is False
+    rerun_until(app, lambda at: at.session_state.running is False, "the run to pause itself")
+    assert iteration(app) == 5
     assert any("Paused at iteration 5" in s.value for s in app.success)
     assert "btn_start" in {b.key for b in app.button}
     app.button(key="btn_start").click().run()           # past the target: Start trains on
-    assert iteration(app) > 5 and app.session_state.running is True
+    assert app.session_state.running is True
+    rerun_until(app, lambda at: at.session_state.trainer.progress().iteration > 5, "training past 5")
+    app.button(key="btn_pause").click().run()
+    assert iteration(app) > 5 and app.session_state.running is False
 
 
 def test_reset_reinitialises_with_a_new_hidden_size_and_says_what_is_lost(app):
     app.button(key="btn_step").click().run()
     app.select_slider(key="cfg_hidden_size").set_value(32).run()
     warning = " ".join(w.value for w in app.warning)
-    assert "hidden size 100 → 32" in warning and "1 iterations" in warning
+    assert "hidden size 100 → 32" in warning and "the current 1 iteration of training" in warning
     assert app.session_state.run.trainer.model.hidden_size == 100   # nothing changes before Reset
     app.button(key="btn_reset").click().run()
     assert not app.exception
@@ -78,8 +99,10 @@ def test_learning_rate_applies_mid_run_without_a_reset(app):
     before = app.session_state.run
     app.select_slider(key="cfg_learning_rate").set_value(0.01).run()
     assert not app.exception
-    assert app.session_state.run is before and before.iteration == 1
-    assert before.trainer.learning_rate == 0.01
+    after = app.session_state.run                      # the trainer's copy, as it is now
+    assert after.uid == before.uid and after.iteration == 1 and after.trainer.learning_rate == 0.01
+    app.button(key="btn_step").click().run()           # the next step uses it
+    assert app.session_state.run.trainer.history.last()["learning_rate"] == 0.01
 
 
 def test_loss_unit_changes_the_chart_axis(app):
@@ -120,8 +143,10 @@ def test_smoothing_control_chooses_the_bold_line(app):
 
 
 def test_a_diverging_step_pauses_with_a_message_and_keeps_the_model(app):
-    run = app.session_state.run
+    run = copy.deepcopy(app.session_state.run)
     run.trainer.model.params["by"][0] = np.inf   # every next loss is non-finite
+    app.session_state.run = run                  # the session's run now (its trainer takes it)
+    app.run()
     app.button(key="btn_step").click().run()
     assert not app.exception
     assert iteration(app) == 0

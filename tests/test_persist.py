@@ -211,18 +211,18 @@ def test_training_autosaves_on_the_first_tick_and_then_when_the_throttle_is_due(
     at = with_run(session(), hello_run())
     now = [1000.0]
     at.session_state.persist.throttle = SaveThrottle(30.0, clock=lambda: now[0])
-    at.button(key="btn_start").click().run()
+    at.button(key="btn_start").click().run()     # its first tick saves (nothing saved before)
     persist.wait_for_saves()
     status = at.session_state.persist.status
     first = status.saved_iteration
-    assert first is not None and first > 0 and at.query_params["run"] == at.session_state.persist.run_id
-    at.run()                      # another tick, 0 s later by the throttle's clock: no save
-    persist.wait_for_saves()
-    assert status.saved_iteration == first < at.session_state.run.iteration
+    assert first is not None and at.query_params["run"] == at.session_state.persist.run_id
+    rerun_until(at, lambda a: a.session_state.trainer.progress().iteration > first + 100, "more training")
+    persist.wait_for_saves()                      # ticks 0 s later by the throttle's clock: no save
+    assert status.saved_iteration == first
     now[0] += 30.0
-    at.run()                      # 30 s later: saved again
+    at.run()                                      # 30 s later: saved again, as the worker has it now
     persist.wait_for_saves()
-    assert status.saved_iteration > first
+    assert status.saved_iteration > first + 100
 
 
 @pytest.mark.parametrize("requested", [new_run_id(), "../../etc/passwd", "x" * 200, "short"])
@@ -321,15 +321,16 @@ def test_a_link_open_in_two_tabs_splits_into_two_runs_with_a_message(data_dir):
 
     first.button(key="btn_step").click().run()     # the first tab saves: it keeps the link
     persist.wait_for_saves()
-    second.button(key="btn_step").click().run()    # the second's save goes to a new run id ...
-    persist.wait_for_saves()
-    second.button(key="btn_step").click().run()    # ... which its next script run follows
-    persist.wait_for_saves()
-
+    second.button(key="btn_step").click().run()    # the second's save goes to a new run id, which
+    persist.wait_for_saves()                       # the tab follows at once, and says so
+    assert any("open in another tab" in m.value for m in second.info)
     moved = second.session_state.persist.run_id
     assert moved != run_id and second.query_params["run"] == moved
+    second.button(key="btn_step").click().run()    # and it goes on saving there
+    persist.wait_for_saves()
+
+    assert second.session_state.persist.run_id == moved and second.query_params["run"] == moved
     assert first.session_state.persist.run_id == run_id and first.query_params["run"] == run_id
-    assert any("open in another tab" in m.value for m in second.info)
     store = RunStore(data_dir)
     assert Run.from_bytes(store.load(run_id)).iteration == 4
     assert Run.from_bytes(store.load(moved)).iteration == 5
@@ -337,16 +338,27 @@ def test_a_link_open_in_two_tabs_splits_into_two_runs_with_a_message(data_dir):
 
 
 # ---------------------------------------------------------------- nothing lost between saves
-def training_session(data_dir) -> tuple[AppTest, str]:
-    """A session that trained (Start: one tick, saved on the first tick) and then trained on
-    without a save: what a tab holds between autosaves."""
+def rerun_until(at, condition, what: str, timeout: float = 60.0):
+    """Rerun ``at`` (one sidebar tick each: the run trains in its worker meanwhile) until
+    ``condition(at)`` holds; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        at.run()
+        assert not at.exception
+    return at
+
+
+def training_session(data_dir, past: int = 200) -> tuple[AppTest, str]:
+    """A session training in its worker, past ``past`` iterations beyond its last save."""
     at = with_run(session(), hello_run())
+    at.session_state.persist.throttle = SaveThrottle(3600.0)      # no autosave while the test looks
     at.button(key="btn_start").click().run()
     persist.wait_for_saves()
     run_id = at.session_state.persist.run_id
     saved = Run.from_bytes(RunStore(data_dir).load(run_id)).iteration
-    at.session_state.run.step(7)               # more training, no save due yet
-    assert at.session_state.run.iteration > saved
+    rerun_until(at, lambda a: a.session_state.trainer.progress().iteration > saved + past, "training")
     return at, run_id
 
 
@@ -355,41 +367,81 @@ def stored_iteration(data_dir, run_id) -> int:
     return Run.from_bytes(RunStore(data_dir).load(run_id)).iteration
 
 
-def test_a_tab_closed_mid_training_is_saved_by_the_sweeper_once_idle(data_dir):
+def test_a_tab_gone_mid_training_has_its_trainer_released_saved_first(data_dir):
     at, run_id = training_session(data_dir)
-    sp = at.session_state.persist
-    assert persist.sweep(now=sp.seen_at + 0.5) == []                  # still ticking: left alone
-    assert stored_iteration(data_dir, run_id) < at.session_state.run.iteration
-    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 0.5) == [sp]   # its timer stopped
-    assert stored_iteration(data_dir, run_id) == at.session_state.run.iteration
-    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 5) == []  # saved: nothing more to do
+    sp, handle = at.session_state.persist, at.session_state.trainer
+    assert persist.sweep(now=sp.seen_at + 0.5, connected=lambda sid: False) == []   # still ticking
+    assert handle.placed and handle.running
+    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 0.5, connected=lambda sid: False) == [sp]
+    assert not handle.placed and not handle.running                # the worker holds nothing of it
+    assert stored_iteration(data_dir, run_id) == handle.latest.iteration > 200
+    at.run()                                                       # the session comes back: paused,
+    assert at.session_state.running is False                       # showing the run as it stopped
+    assert at.session_state.run.iteration == handle.latest.iteration
+    at.button(key="btn_step").click().run()                        # and it trains on from there
+    assert at.session_state.run.iteration == handle.latest.iteration and handle.placed
 
 
-def test_the_sweeper_leaves_a_paused_session_to_its_own_script_runs_and_forgets_old_ones(data_dir):
+def test_a_connected_tab_whose_timer_is_throttled_keeps_training_and_is_autosaved(data_dir):
+    at, run_id = training_session(data_dir)
+    sp, handle = at.session_state.persist, at.session_state.trainer
+    now = [0.0]
+    sp.throttle = SaveThrottle(persist.AUTOSAVE_SECONDS, clock=lambda: now[0])
+    idle = sp.seen_at + persist.IDLE_SECONDS + 1
+    assert persist.sweep(now=idle, connected=lambda sid: True) == [sp]   # never saved by this throttle
+    first = stored_iteration(data_dir, run_id)
+    assert handle.running and first > 200
+    assert persist.sweep(now=idle, connected=lambda sid: True) == []     # saved just now
+    now[0] += persist.AUTOSAVE_SECONDS
+    wait = time.monotonic() + 60
+    while handle.progress().iteration <= first and time.monotonic() < wait:
+        pass
+    assert persist.sweep(now=idle, connected=lambda sid: True) == [sp]
+    assert stored_iteration(data_dir, run_id) > first and handle.running
+    at.button(key="btn_pause").click().run()
+
+
+def test_a_paused_idle_session_is_released_then_forgotten_and_comes_back_on_use(data_dir):
     at = with_run(session(), hello_run(iterations=3))
-    sp = at.session_state.persist
-    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 1) == []
-    assert id(sp) in persist._LIVE
+    sp, handle = at.session_state.persist, at.session_state.trainer
+    assert persist.sweep(now=sp.seen_at + persist.IDLE_SECONDS + 1) == []     # connection unknown: wait
+    assert persist.sweep(now=sp.seen_at + persist.RELEASE_SECONDS + 1) == [sp]
+    assert not handle.placed and at.session_state.run.iteration == 3
     persist.sweep(now=sp.seen_at + persist.FORGET_SECONDS + 1)
-    assert id(sp) not in persist._LIVE and at.session_state.run.iteration == 3   # the session keeps its run
-    at.run()                                                                       # and re-joins when used
+    assert id(sp) not in persist._LIVE
+    at.run()                                                       # re-joins when used
     assert id(sp) in persist._LIVE
+    at.button(key="btn_step").click().run()
+    assert at.session_state.run.iteration == 4 and handle.placed
 
 
-def test_a_reload_mid_training_continues_from_the_moment_of_the_reload(data_dir):
+def test_a_reload_mid_training_continues_from_the_moment_of_the_reload(data_dir, monkeypatch):
     at, run_id = training_session(data_dir)
-    reloaded = session(run_id)                 # the old tab's session is still in memory
-    assert reloaded.session_state.run.iteration == at.session_state.run.iteration
-    assert same_weights(reloaded.session_state.run, at.session_state.run)
+    monkeypatch.setattr(persist, "connected", lambda sid: False)   # the old tab has gone (a reload)
+    reloaded = session(run_id)
+    old = at.session_state.trainer
+    assert not old.placed                                          # its trainer stopped, saved first
+    assert reloaded.session_state.run.iteration == old.latest.iteration > 200
+    assert same_weights(reloaded.session_state.run, old.latest)
     assert not reloaded.session_state.persist.status.moved_to
+
+
+def test_a_second_tab_on_a_training_run_gets_it_as_it_is_and_the_first_trains_on(data_dir):
+    at, run_id = training_session(data_dir)
+    seen = at.session_state.trainer.progress().iteration
+    other = session(run_id)                                        # connection unknown: both stay
+    assert other.session_state.run.iteration >= seen and at.session_state.trainer.running
+    at.button(key="btn_pause").click().run()
 
 
 def test_a_graceful_server_stop_saves_every_live_session(data_dir):
     at, run_id = training_session(data_dir)
     other, other_id = training_session(data_dir)
+    seen = (at.session_state.trainer.progress().iteration, other.session_state.trainer.progress().iteration)
     assert persist.save_all_at_exit(timeout=60)
-    assert stored_iteration(data_dir, run_id) == at.session_state.run.iteration
-    assert stored_iteration(data_dir, other_id) == other.session_state.run.iteration
+    assert stored_iteration(data_dir, run_id) >= seen[0] and stored_iteration(data_dir, other_id) >= seen[1]
+    at.button(key="btn_pause").click().run()
+    other.button(key="btn_pause").click().run()
 
 
 def test_the_save_page_offers_no_link_for_a_run_that_was_never_written(monkeypatch, data_dir, tmp_path):

@@ -237,10 +237,11 @@ def test_one_link_in_two_tabs_becomes_two_runs(open_session):
 
     step_once(first, 2)                                  # the first tab saves to the link ...
     step_once(second, 2)                                 # ... so the second's save goes to a copy,
-    step_once(second, 3)                                 # which the tab follows on its next run
-    second.wait_for_url(lambda url: RUN_IN_URL.search(url) and run_id not in url)
+    second.wait_for_url(lambda url: RUN_IN_URL.search(url) and run_id not in url)   # which it follows
     expect(second.get_by_text("open in another tab too")).to_be_visible()
     moved = run_in_url(second)
+    step_once(second, 3)                                 # and goes on saving there
+    assert run_in_url(second) == moved
     assert run_in_url(first) == run_id and read_iteration(first) == 2
 
     # Each link reopens its own line of training.

@@ -12,7 +12,7 @@ import pytest
 from playground.run import Run
 from playground.store import RunStore
 
-from .harness import (AppServerError, open_app, read_iteration, serve_app, start_button, wait_idle,
+from .harness import (AppServerError, open_app, pause_button, read_iteration, serve_app, start_button, wait_idle,
                       wait_training_past)
 
 pytestmark = pytest.mark.browser
@@ -31,6 +31,7 @@ def test_a_reload_and_a_server_stop_lose_no_training(browser, tmp_path):
             context, page = open_app(browser, server.url)
             try:
                 start_button(page).click()
+                pause_button(page).wait_for(state="visible")
                 # Past the first autosave (on the first tick) by far: what a reload would lose.
                 before_reload = wait_training_past(page, 3000)
                 page.wait_for_url("**/?run=*")
@@ -42,6 +43,7 @@ def test_a_reload_and_a_server_stop_lose_no_training(browser, tmp_path):
                 assert restored >= before_reload, (restored, before_reload)
 
                 start_button(page).click()
+                pause_button(page).wait_for(state="visible")     # the click's rerun has happened
                 before_stop = wait_training_past(page, restored + 3000)
                 server.process.send_signal(signal.SIGTERM)
                 assert server.process.wait(timeout=60) == 0, server.log_tail()
