@@ -32,6 +32,7 @@ import multiprocessing.spawn
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -303,6 +304,11 @@ def _key_of(slots: dict[str, _Slot], slot: _Slot) -> str | None:
 def worker_main(conn) -> None:
     """Entry point of a worker process."""
     import playground  # noqa: F401  (caps BLAS threads: one core per worker)
+    # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group; the
+    # server saves every run from its worker before it exits, so a worker outlives those signals
+    # and ends when the server closes its pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     worker = _Worker(conn)
     threading.Thread(target=worker.serve, daemon=True, name="commands").start()
     worker.train_forever()

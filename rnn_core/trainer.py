@@ -27,6 +27,8 @@ from .optim import make_optimizer, param_views
 HISTORY_COLUMNS = ("iteration", "loss", "smooth_loss", "clip_fraction", "learning_rate") + tuple(
     f"grad_norm_{k}" for k in PARAM_NAMES) + ("loss_min", "loss_max")
 VAL_COLUMNS = ("iteration", "val_bits_per_char")
+# Above this many entries in dh (T*B*H), a step's stats summarise dh at once instead of copying it.
+EAGER_DH_NORMS = 1 << 16
 
 
 class StepStats(dict):
@@ -237,9 +239,13 @@ class Trainer:
         self.chars_seen += self.batch_size * self.seq_length
         self.smooth_loss = self.smooth_loss * 0.999 + loss * 0.001
         clip_fraction = clipped / g.size
-        # dh lives in the reused workspace: the stats keep a copy (a few microseconds).
-        self.last_stats = StepStats(dh.copy(), loss=loss, grad_norms=norms, clip_fraction=clip_fraction,
-                                    step_time=time.perf_counter() - t0)
+        # dh lives in the reused workspace: the stats keep a copy (a few microseconds), or at large
+        # settings its per-step norms at once (a copy there would be the size of the workspace's dh).
+        stats = StepStats(dh.copy() if dh.size <= EAGER_DH_NORMS else dh, loss=loss, grad_norms=norms,
+                          clip_fraction=clip_fraction, step_time=time.perf_counter() - t0)
+        if dh.size > EAGER_DH_NORMS:
+            stats["dh_norms"]
+        self.last_stats = stats
         self.history.append((self.iteration, loss, self.smooth_loss, clip_fraction, self._lr,
                              *(norms[k] for k in PARAM_NAMES), loss, loss))
         return loss

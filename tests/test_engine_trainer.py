@@ -251,6 +251,22 @@ def test_last_stats_and_history_record_each_step(make_trainer):
     assert trainer.iteration == 6
 
 
+def test_large_steps_keep_the_norms_of_dh_not_a_copy_of_it(make_trainer):
+    from rnn_core.trainer import EAGER_DH_NORMS
+    T, B, H = 16, 10, 500                          # T*B*H above the bound: summarised at once
+    assert T * B * H > EAGER_DH_NORMS
+    text = "the quick brown fox jumps over the lazy dog\n" * 40
+    big, _ = make_trainer(text=text, hidden_size=H, seq_length=T, batch_size=B)
+    twin, _ = make_trainer(text=text, hidden_size=H, seq_length=T, batch_size=B)
+    big.step(2)
+    twin.step(1)
+    _, _, _, _, dh, _ = twin.model._loss_and_grads(*twin._windows(twin._window_start()[0]),
+                                                    twin.hprev, keep_ps=False)
+    stats = big.last_stats
+    assert stats._dh is None and "dh_norms" in stats          # no (T,B,H) array kept
+    np.testing.assert_allclose(stats["dh_norms"], np.sqrt((dh ** 2).sum(axis=(1, 2))), rtol=1e-10)
+
+
 def test_validate_reports_bits_per_char_of_the_validation_text(make_trainer):
     val_text = "hello\nhello\nhel"
     trainer, vocab = make_trainer(val_text=val_text)
