@@ -127,9 +127,10 @@ taken_for = ss.get("data_taken_for")
 custom_ready = next_corpus == "custom" and ss.custom_text and taken_for == run.uid
 if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text)):
     with st.container(border=True):
+        discards = (f" That discards the current run's {count(run.iteration, 'iteration')} (download a checkpoint "
+                    "on Save & load first to keep them)." if run.iteration else "")
         st.markdown(f"**Next run's text: {corpus_name(next_corpus)}.** Press **Reset** in the sidebar to start a new "
-                    f"model on it, with the settings on the Train page. That discards the current run's "
-                    f"{count(run.iteration, 'iteration')} (download a checkpoint on Save & load first to keep them).")
+                    f"model on it, with the settings on the Train page.{discards}")
         st.button("Train on this text now", key="data_train_now", on_click=train_now, type="primary",
                   icon=":material/play_circle:")
         show_error("train")

@@ -116,7 +116,7 @@ with output:
                            f" · {textviews.count(len(text), 'character')}")
                 if results["prime"]:
                     st.html(_prime_html(results["prime"]))
-                st.code(_code_body(text), language=None, wrap_lines=True)
+                st.code(_code_body(textviews.reveal_invisible(text)), language=None, wrap_lines=True)
 
     if not problem:
         temperature = float(ss.smp_temperature)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from playground import compare, figures, state
 from playground.escape import markdown_text
-from playground.textviews import count
+from playground.textviews import count, reveal_invisible
 from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
@@ -139,7 +139,7 @@ def live_panel() -> None:
         st.caption("A sample appears every few iterations once training starts.")
     for iteration, text in list(run.samples)[::-1][:4]:
         st.caption(f"iteration {iteration:,}")
-        st.code(text, language=None, wrap_lines=True)
+        st.code(reveal_invisible(text), language=None, wrap_lines=True)
 
 
 with live:
@@ -173,4 +173,4 @@ with live:
         with st.expander(f"All {len(run.samples)} recent samples"):
             for iteration, text in list(run.samples)[::-1]:
                 st.caption(f"iteration {iteration:,}")
-                st.code(text, language=None, wrap_lines=True)
+                st.code(reveal_invisible(text), language=None, wrap_lines=True)

@@ -19,8 +19,11 @@ from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEAR
                              MIN_LEARNING_RATE, check_float, check_int)
 from rnn_core.optim import OPTIMIZERS
 
-# A loss this many times the untrained loss (uniform guess) counts as exploding.
+# A loss this many times the untrained loss (uniform guess) counts as exploding: the short running
+# average of the losses (weight EXPLODE_WEIGHT on the newest chunk's), not one window's loss, which
+# on an unusual stretch of text can exceed it once without anything going wrong.
 EXPLODE_FACTOR = 3.0
+EXPLODE_WEIGHT = 0.3
 BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python": "Python source"}
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
 MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
@@ -115,6 +118,7 @@ class Run:
         self.alert: str | None = None
         self._good = self.trainer.clone()
         self._good_at = 0.0
+        self._loss_average = self.trainer.smooth_loss   # starts at the untrained loss, as smooth_loss does
         self._last_val = -math.inf
         self._last_sample = -math.inf
         self._progress: deque[tuple[float, int]] = deque(maxlen=30)   # (wall time, iteration) per tick
@@ -201,8 +205,10 @@ class Run:
                     f"{tr.iteration}.")
                 break
             report.iterations += n
-            if tr.last_stats["loss"] > EXPLODE_FACTOR * self.untrained_loss:
-                report.alert = self._roll_back(tr.last_stats["loss"])
+            loss = tr.last_stats["loss"]
+            self._loss_average += EXPLODE_WEIGHT * (loss - self._loss_average)
+            if self._loss_average > EXPLODE_FACTOR * self.untrained_loss:
+                report.alert = self._roll_back(loss)
                 break
             self._periodic(clock)
         report.seconds = clock() - t0
@@ -265,10 +271,11 @@ class Run:
     def _roll_back(self, loss: float) -> str:
         bad_iter = self.trainer.iteration
         self.trainer = self._good.clone()
+        self._loss_average = self.trainer.smooth_loss
         lr = self.trainer.learning_rate
         return self._pause_with(
-            f"Training paused at iteration {bad_iter}: the loss jumped to {loss:.1f} per window, more than "
-            f"{EXPLODE_FACTOR:g}x the untrained loss ({self.untrained_loss:.1f}). The run was rolled back to "
+            f"Training paused at iteration {bad_iter}: the loss rose to {loss:.1f} per window, its recent "
+            f"average to more than {EXPLODE_FACTOR:g}x the untrained loss ({self.untrained_loss:.1f}). The run was rolled back to "
             f"the last good state (iteration {self.trainer.iteration}). Try a lower learning rate than "
             f"{lr:g}, e.g. {max(lr / 10, MIN_LEARNING_RATE):g}.")
 

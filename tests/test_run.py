@@ -267,3 +267,24 @@ def test_validation_curve_starts_at_the_untrained_model():
     assert first["iteration"][0] == 0
     # An untrained model guesses near uniformly: about log2(V) bits per character.
     assert abs(first["val_bits_per_char"][0] - math.log2(run.vocab.size)) < 0.05
+
+
+def test_one_window_of_unusual_text_does_not_trip_the_guard_but_a_sustained_rise_does():
+    from playground.run import EXPLODE_FACTOR
+
+    run = Run(RunConfig(corpus="custom", hidden_size=16, seq_length=10), "roses are red\n" * 200, "roses")
+    run.step(5)
+    real_step = run.trainer.step
+    losses = iter([3.2 * EXPLODE_FACTOR * run.untrained_loss / 3.0] + [run.untrained_loss] * 3
+                  + [10 * run.untrained_loss] * 10)
+
+    def step_with(n):      # the real step, reporting the loss the test chooses
+        real_step(n)
+        run.trainer.last_stats["loss"] = next(losses)
+
+    run.trainer.step = step_with
+    assert run.step(1).alert is None                    # one window above the line: a stretch of odd text
+    for _ in range(3):
+        assert run.step(1).alert is None
+    alerts = [run.step(1).alert for _ in range(3)]
+    assert any(a and "Training paused" in a for a in alerts)   # losses that stay up: rolled back
