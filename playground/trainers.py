@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import hashlib
 import itertools
 import logging
 import multiprocessing
@@ -36,9 +37,12 @@ import signal
 import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+
+import numpy as np
 
 from playground.run import Run
 
@@ -120,7 +124,30 @@ def pack(run: Run) -> bytes:
 
 
 def unpack(data: bytes) -> Run:
-    return pickle.loads(data)
+    """A run from ``pack``, holding its text's ids in the copy this process already has, if any."""
+    return share_text(pickle.loads(data))
+
+
+# Token ids of the texts runs in this process train on, one array per distinct text: thirty
+# sessions on Shakespeare hold its ids once per process, not thirty times.
+_SHARED_IDS: "weakref.WeakValueDictionary[tuple, np.ndarray]" = weakref.WeakValueDictionary()
+_SHARED_GUARD = threading.Lock()
+
+
+def share_text(run: Run) -> Run:
+    """``run`` holding its ids in this process's shared copy of its text (see _shared_ids)."""
+    tr = run.trainer
+    tr.share_text(_shared_ids(tr.data), None if tr.val_ids is None else _shared_ids(tr.val_ids))
+    return run
+
+
+def _shared_ids(ids: np.ndarray) -> np.ndarray:
+    key = (ids.dtype.str, ids.size, hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
+    with _SHARED_GUARD:
+        kept = _SHARED_IDS.get(key)
+        if kept is None:
+            _SHARED_IDS[key] = kept = ids
+        return kept
 
 
 def progress_of(run: Run, running: bool) -> Progress:
@@ -509,7 +536,7 @@ class TrainerHandle:
     def __init__(self, pool: TrainerPool, run: Run):
         self.pool = pool
         self.key = uuid.uuid4().hex
-        self.latest = run
+        self.latest = share_text(run)
         self.latest_at = time.monotonic()
         self._fresh = True          # latest is the run as the worker has it (paused, nothing since)
         self.running = False
@@ -611,6 +638,7 @@ class TrainerHandle:
     def replace(self, run: Run) -> None:
         """Another run for this session (Reset, a loaded checkpoint), paused."""
         with self._lock:
+            share_text(run)
             self._call("replace", pack(run)) if self.placed else self._place(run)
             self._stopped()
             self.latest, self.latest_at, self._fresh = run, time.monotonic(), True

@@ -312,7 +312,21 @@ class Trainer:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._view_streams()
+
+    def _view_streams(self) -> None:
         step = self.data.strides[0]
-        self._streams = np.lib.stride_tricks.as_strided(
+        self._streams = np.lib.stride_tricks.as_strided(   # (B, L): row b = data[b*L:(b+1)*L]
             self.data, shape=(self.batch_size, self.segment_length), strides=(self.segment_length * step, step),
             writeable=False)
+
+    def share_text(self, data_ids: np.ndarray, val_ids: np.ndarray | None) -> None:
+        """Use these arrays, equal to the trainer's own ids, instead of its copies: runs on one text
+        in one process then hold it once."""
+        if not np.array_equal(data_ids, self.data) or data_ids.dtype != self.data.dtype:
+            raise ValueError("share_text needs ids equal to the trainer's own training ids")
+        if (val_ids is None) != (self.val_ids is None) or (
+                val_ids is not None and (val_ids.dtype != self.val_ids.dtype or not np.array_equal(val_ids, self.val_ids))):
+            raise ValueError("share_text needs ids equal to the trainer's own validation ids")
+        self.data, self.val_ids = data_ids, val_ids
+        self._view_streams()

@@ -247,3 +247,21 @@ def test_a_run_busy_in_a_long_step_never_holds_up_another_runs_commands():
         assert conn.replies.empty()
     req_id, ok, data = conn.replies.get(timeout=DEADLINE)
     assert (req_id, ok) == (3, True) and trainers.unpack(data).iteration == 0
+
+
+def test_runs_on_one_text_hold_its_ids_once_per_process(pool):
+    first, second = pool.handle(small_run()), pool.handle(small_run())
+    assert first.latest.trainer.data is second.latest.trainer.data
+    assert first.latest.trainer.val_ids is second.latest.trainer.val_ids
+    a, b = first.snapshot(), second.snapshot()             # copies from the workers, shared again here
+    assert a.trainer.data is b.trainer.data is first.latest.trainer.data
+    other = Run(RunConfig(corpus="custom", hidden_size=16, seq_length=10), POEM[::-1], "backwards")
+    assert trainers.share_text(other).trainer.data is not a.trainer.data
+    run, _ = first.step(3)                                 # training reads the shared ids as its own
+    local = small_run()
+    local.step(3)
+    assert same_weights(run, local)
+    with pytest.raises(ValueError, match="equal"):
+        other.trainer.share_text(a.trainer.data, a.trainer.val_ids)
+    first.release()
+    second.release()
