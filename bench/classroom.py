@@ -1,0 +1,151 @@
+"""A classroom: S sessions training at once, through the same trainer handles the app uses.
+
+Run from the repository root:
+
+    .venv/bin/python -m bench.classroom [--seconds 10] [--sessions 1,2,4,8]
+
+No browser. Each simulated session is a thread of this process, as a session is a script thread of
+the server: it starts its run (Shakespeare, the classic setting: H 100, T 25, batch 1, Adagrad),
+asks its handle for progress every 0.25 s (the sidebar's tick) and for a snapshot every 2 s (the
+pages' views). After --warmup seconds, each session's iterations are counted over --seconds. Also
+how long each snapshot call waited (a page's view waits as long).
+
+  pool     the app today: a TrainerPool with one worker process per usable core (the default);
+  threads  the architecture before it, as the baseline: S threads of this process, each training
+           its own Run in Run.tick(0.3) slices (GIL-bound), with no server around them.
+
+Both are measured in the same run, round-robin over --rounds rounds (medians; a shared machine's
+other load moves from window to window). Per architecture and S: the aggregate iterations/s
+(sum over sessions), its ratio to one session alone (S=1 of the same architecture), its ratio to
+the target 0.8 x min(S, cores) x one session, the slowest session over the fastest, the snapshot
+waits, the cores kept busy (CPU seconds per second) in this process and in the workers, and the
+1-minute load average (other processes on the machine take cores from both architectures).
+Target (issue 11): ratio to target >= 1 and slowest/fastest >= 0.7, for the pool.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import threading
+import time
+
+import playground  # noqa: F401  (one BLAS thread per call, as in the server)
+from playground.run import PRESETS, Run
+from playground.trainers import TrainerPool, default_workers
+
+PROGRESS_SECONDS = 0.25
+SNAPSHOT_SECONDS = 2.0
+OLD_TICK_SECONDS = 0.3
+
+
+def pool_session(pool: TrainerPool, run: Run, stop: threading.Event, log: dict, name: int) -> None:
+    """One session of the app: start, then progress every 0.25 s and a snapshot every 2 s."""
+    handle = pool.handle(run)
+    handle.start()
+    readings, waits = log[name] = ([], [])
+    next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
+    while not stop.is_set():
+        readings.append((time.perf_counter(), handle.progress().iteration))
+        if time.monotonic() >= next_snapshot:
+            t0 = time.perf_counter()
+            handle.snapshot()
+            waits.append(time.perf_counter() - t0)
+            next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
+        stop.wait(PROGRESS_SECONDS)
+    handle.pause()
+    handle.release()
+
+
+def thread_session(pool: None, run: Run, stop: threading.Event, log: dict, name: int) -> None:
+    """One session before the pool: the script thread trains its own run in 0.3 s ticks."""
+    readings, _ = log[name] = ([], [])
+    while not stop.is_set():
+        run.tick(OLD_TICK_SECONDS)
+        readings.append((time.perf_counter(), run.iteration))
+
+
+def cpu_seconds(pool: TrainerPool | None) -> tuple[float, float]:
+    """CPU seconds used so far by (this process, the pool's workers)."""
+    own = os.times()
+    workers = 0.0
+    for pid in pool.pids() if pool else ():
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        workers += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own.user + own.system, workers
+
+
+def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict:
+    """Iterations/s of each session over ``seconds`` after ``warmup``, every snapshot's wait in s,
+    and the cores busy meanwhile in this process and in the workers.
+    A session's rate is taken between its first and last reading inside the window: each reading is
+    an (instant, iteration) pair, so a reading delayed by a slow snapshot shortens that session's
+    window but does not bias its rate."""
+    stop, log = threading.Event(), {}
+    threads = [threading.Thread(target=session, args=(pool, Run.from_builtin(PRESETS["classic"]), stop, log, i),
+                                daemon=True) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    while len(log) < sessions or not all(r for r, _ in log.values()):   # every session is training
+        time.sleep(0.05)
+    time.sleep(warmup)
+    start, cpu_start = time.perf_counter(), cpu_seconds(pool)
+    time.sleep(seconds)
+    end, cpu_end = time.perf_counter(), cpu_seconds(pool)
+    stop.set()
+    for t in threads:
+        t.join()
+    rates, waits = [], []
+    for readings, snapshot_waits in log.values():
+        inside = [r for r in readings if start <= r[0] <= end]
+        (t0, i0), (t1, i1) = inside[0], inside[-1]
+        rates.append((i1 - i0) / (t1 - t0) if t1 > t0 else math.nan)   # nan: no two readings inside
+        waits.extend(snapshot_waits)
+    busy = [(b - a) / (end - start) for a, b in zip(cpu_start, cpu_end)]
+    return dict(rates=rates, waits=waits, busy=busy, load=os.getloadavg()[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="measuring window per S")
+    ap.add_argument("--warmup", type=float, default=2.0, help="training before the window opens")
+    ap.add_argument("--sessions", default="1,2,4,8", help="comma-separated S values (1 is always added)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over every (architecture, S); medians")
+    args = ap.parse_args()
+    counts = sorted({1, *(int(s) for s in args.sessions.split(","))})
+    cores = default_workers()
+    pool = TrainerPool()
+    results: dict[tuple[str, int], list[dict]] = {(a, s): [] for a in ("pool", "threads") for s in counts}
+    try:
+        for index in range(pool.size):   # start the workers before any window opens
+            pool.client(index).call("ping")
+        print(f"cores {cores}, pool workers {pool.size}, {args.rounds} rounds of a {args.seconds:g} s window "
+              f"after {args.warmup:g} s, load average {os.getloadavg()[0]:.2f}")
+        for _ in range(args.rounds):     # round-robin, so that other load on the machine hits every row
+            for s in counts:
+                results["pool", s].append(measure(pool_session, pool, s, args.warmup, args.seconds))
+                results["threads", s].append(measure(thread_session, None, s, args.warmup, args.seconds))
+    finally:
+        pool.close()   # also on an error: workers ignore SIGTERM, so exiting with them open would hang
+
+    def median(rounds: list[dict], f) -> float:
+        return statistics.median(f(r) for r in rounds)
+
+    print(f"\nmedians over rounds\n{'arch':8} {'S':>2} {'aggregate it/s':>14} {'x S=1':>6} {'x target':>8} "
+          f"{'slowest/fastest':>15} {'snapshot s median, max':>22} {'cores busy: this, workers':>25} {'load':>5}")
+    for (arch, s), rounds in results.items():
+        one = median(results[arch, 1], lambda r: sum(r["rates"]))
+        total = median(rounds, lambda r: sum(r["rates"]))
+        waits = [w for r in rounds for w in r["waits"]]
+        wait = f"{statistics.median(waits):.3f}, {max(waits):.3f}" if waits else "-"
+        busy = f"{median(rounds, lambda r: r['busy'][0]):.2f}, {median(rounds, lambda r: r['busy'][1]):.2f}"
+        print(f"{arch:8} {s:>2} {total:>14,.0f} {total / one:>6.2f} {total / (0.8 * min(s, cores) * one):>8.2f} "
+              f"{median(rounds, lambda r: min(r['rates']) / max(r['rates'])):>15.2f} {wait:>22} {busy:>25} "
+              f"{median(rounds, lambda r: r['load']):>5.2f}")
+    one_pool, one_threads = (median(results[a, 1], lambda r: sum(r["rates"])) for a in ("pool", "threads"))
+    print(f"\none session: pool / threads = {one_pool / one_threads:.2f}")
+
+
+if __name__ == "__main__":
+    main()
