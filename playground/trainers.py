@@ -52,7 +52,9 @@ ENV_WORKERS = "RNN_PLAYGROUND_WORKERS"
 ENV_MAX_TRAINING = "RNN_PLAYGROUND_MAX_TRAINING"
 TRAINING_PER_WORKER = 8     # default cap on runs training at once: this many per worker process
 SLICE_SECONDS = 0.05        # a running run trains this long before the next running run's turn
-WORKER_NICENESS = 5         # added to a worker's scheduling niceness (the server keeps its own)
+# Added to a worker's scheduling niceness. 0: a browser on the same machine (a teacher's laptop
+# serving the class) starved niced workers of the cores (bench/dashboard_overhead.py).
+WORKER_NICENESS = 0
 CALL_TIMEOUT_SECONDS = 60.0 # a worker that answers nothing for this long counts as dead
 START_TIMEOUT_SECONDS = 60.0
 
@@ -337,10 +339,9 @@ def worker_main(conn) -> None:
     # and ends when the server closes its pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Training is background work: when the cores are busy, the server's page runs (a user's
-    # click, a chart) go first, so the controls and the count stay responsive.
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(WORKER_NICENESS)
+    if WORKER_NICENESS:
+        with contextlib.suppress(AttributeError, OSError):
+            os.nice(WORKER_NICENESS)
     worker = _Worker(conn)
     threading.Thread(target=worker.serve, daemon=True, name="commands").start()
     worker.train_forever()
