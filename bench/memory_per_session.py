@@ -2,21 +2,24 @@
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.memory_per_session [--sessions 1,2,4,8,16]
+    .venv/bin/python -m bench.memory_per_session [--sessions 1,2,4,8,16] [--iterations 2000]
 
 No browser. A session is made the way the app makes one: a Run.from_builtin(classic) in this process
 (the session's own copy, session_state.run), placed in a TrainerPool (default workers: one per core)
 through pool.handle(run). Three kinds of idle session, each measured in a fresh process:
   fresh     opened, never trained (the session's run is the handle's latest snapshot);
-  trained   then trained for --train seconds and paused: the session keeps the snapshot pause()
-            returns (the run it made is dropped, as the app replaces session_state.run), the worker
-            keeps the run, its guard copy and its scratch buffers;
+  trained   then trained to iteration --iterations, where it pauses by itself (stop_at, as "Pause at
+            iteration" does): the session keeps the snapshot it then takes (the run it made is
+            dropped, as the app replaces session_state.run), the worker keeps the run, its guard
+            copy and its scratch buffers;
   released  trained, paused, then handle.release(), as the app does for an idle tab after a grace
             period: only the session's snapshot is left.
 Memory: the sum of Pss (proportional set size, from /proc/<pid>/smaps_rollup: shared pages split
 between the processes sharing them) of this process and every worker (pool.pids()), after N sessions
-for each N; MB per additional session = slope between the smallest and the largest N.
-Then a breakdown of one session's arrays (NumPy nbytes, each buffer counted once), on each side.
+for each N; MB per additional session = slope between the smallest and the largest N (and from
+the second N: by then every worker has paid for its first run).
+Then a breakdown of an additional session's arrays (NumPy nbytes, each buffer counted once, none
+shared with another session), on each side.
 Target (issue 11): <= 10 MB per additional idle session.
 """
 from __future__ import annotations
@@ -50,7 +53,7 @@ def total_pss(pool: TrainerPool) -> float:
     return pss_mb(os.getpid()) + sum(pss_mb(pid) for pid in pool.pids() if pid is not None)
 
 
-def one_kind(kind: str, counts: list[int], train_seconds: float) -> None:
+def one_kind(kind: str, counts: list[int], iterations: int) -> None:
     """Measure one kind of session in this process; print 'N MB' lines."""
     pool = TrainerPool()
     sessions = []      # what the app keeps per session: (session_state.run, session_state.trainer)
@@ -61,9 +64,10 @@ def one_kind(kind: str, counts: list[int], train_seconds: float) -> None:
             run = Run.from_builtin(PRESETS["classic"])
             handle = pool.handle(run)
             if kind != "fresh":
-                handle.start()
-                time.sleep(train_seconds)
-                run = handle.pause()
+                handle.start(stop_at=iterations)
+                while handle.progress().running:
+                    time.sleep(0.1)
+                run = handle.snapshot()
                 if kind == "released":
                     run = handle.release()
             sessions.append((run, handle))
@@ -99,10 +103,12 @@ def arrays(obj, path: str, seen: set, out: dict, depth: int = 0) -> None:
         arrays(value, path, seen, out, depth + 1)
 
 
-def breakdown(run: Run) -> dict[str, int]:
-    """nbytes per part of a run; the guard's copy only where it does not share with the trainer."""
+def breakdown(run: Run, other: Run) -> dict[str, int]:
+    """nbytes per part of ``run`` that it does not share with ``other`` (another session's run in
+    the same process), nor its guard copy with its trainer."""
     out: dict[str, int] = defaultdict(int)
     seen: set = set()
+    arrays(other, "other", seen, defaultdict(int))
     tr = run.trainer
     parts = [("text ids: trainer.data (uint8)", tr.data), ("validation ids: trainer.val_ids", tr.val_ids),
              ("weights: trainer.model", tr.model), ("optimizer state", tr.optimizer),
@@ -111,50 +117,61 @@ def breakdown(run: Run) -> dict[str, int]:
              ("rest of the trainer (hprev, stats, views)", tr), ("vocab table", run.vocab),
              ("guard copy run._good (beyond shared)", run._good)]
     for name, obj in parts:
+        out[name] += 0
         arrays(obj, name, seen, out)
     out["samples (str, not arrays)"] = sum(len(text) for _, text in run.samples)
     return out
 
 
-def print_breakdown(train_seconds: float) -> None:
-    run = _Worker._placed(unpack(pack(Run.from_builtin(PRESETS["classic"]))))   # as a worker receives it
-    run.tick(train_seconds)                           # what a worker holds after training
-    worker_side = breakdown(run)
-    server_side = breakdown(unpack(pack(run)))        # the snapshot the session keeps
-    print(f"\none session's arrays after {train_seconds:g} s of training (iteration {run.iteration:,}), kB:")
+def print_breakdown(iterations: int) -> None:
+    def worker_run() -> Run:
+        run = _Worker._placed(unpack(pack(Run.from_builtin(PRESETS["classic"]))))   # as a worker receives it
+        while run.iteration < iterations:             # what a worker holds after training, in its slices
+            run.tick(0.05, stop_at=iterations)
+        return run
+
+    first, second = worker_run(), worker_run()
+    worker_side = breakdown(second, first)
+    server_side = breakdown(unpack(pack(second)), unpack(pack(first)))    # the snapshots sessions keep
+    print(f"\nan additional session's arrays at iteration {second.iteration:,}, "
+          f"buffers shared with another session not counted, kB:")
     print(f"  {'part':45} {'server snapshot':>15} {'worker':>8}")
     for name in worker_side:
         print(f"  {name:45} {server_side.get(name, 0) / 1024:>15,.0f} {worker_side[name] / 1024:>8,.0f}")
     print(f"  {'total':45} {sum(server_side.values()) / 1024:>15,.0f} {sum(worker_side.values()) / 1024:>8,.0f}")
-    print(f"  a snapshot in transit (pack): {len(pack(run)) / 1024:,.0f} kB; the history at its bound "
-          f"({run.trainer.history.capacity:,} rows x {len(run.trainer.history.columns)} columns): "
-          f"{run.trainer.history.capacity * len(run.trainer.history.columns) * 8 / 1024:,.0f} kB per copy")
+    history = second.trainer.history
+    print(f"  a snapshot in transit (pack): {len(pack(second)) / 1024:,.0f} kB; the history at its bound "
+          f"({history.capacity:,} rows x {len(history.columns)} columns): "
+          f"{history.capacity * len(history.columns) * 8 / 1024:,.0f} kB per copy")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", default="1,2,4,8,16", help="comma-separated N values")
-    ap.add_argument("--train", type=float, default=1.0, help="seconds each trained session trains")
+    ap.add_argument("--iterations", type=int, default=2000, help="iterations each trained session trains")
     ap.add_argument("--only", choices=KINDS, help=argparse.SUPPRESS)   # one kind, in a child process
     args = ap.parse_args()
     counts = sorted({int(s) for s in args.sessions.split(",")})
     if args.only:
-        one_kind(args.only, counts, args.train)
+        one_kind(args.only, counts, args.iterations)
         return
 
     print(f"cores {len(os.sched_getaffinity(0))}; total Pss (MB) of this process + workers after N idle sessions")
     table = {}
     for kind in KINDS:
         out = subprocess.run([sys.executable, "-m", "bench.memory_per_session", "--only", kind,
-                              "--sessions", args.sessions, "--train", str(args.train)],
+                              "--sessions", args.sessions, "--iterations", str(args.iterations)],
                              check=True, capture_output=True, text=True).stdout
         table[kind] = dict(line.split() for line in out.splitlines())
-    print(f"{'kind':9} " + " ".join(f"{'N=' + str(n):>7}" for n in counts) + f" {'MB per session':>15}")
+    lo, hi = counts[0], counts[-1]
+    second = counts[1] if len(counts) > 2 else lo   # from N=2: both workers hold a run already
+    print(f"{'kind':9} " + " ".join(f"{'N=' + str(n):>7}" for n in counts)
+          + f" {f'MB/session {lo}-{hi}':>16} {f'{second}-{hi}':>6}")
     for kind, by_n in table.items():
-        lo, hi = counts[0], counts[-1]
-        slope = (float(by_n[str(hi)]) - float(by_n[str(lo)])) / (hi - lo)
-        print(f"{kind:9} " + " ".join(f"{float(by_n[str(n)]):>7.1f}" for n in counts) + f" {slope:>15.2f}")
-    print_breakdown(args.train)
+        pss = {int(n): float(v) for n, v in by_n.items()}
+        print(f"{kind:9} " + " ".join(f"{pss[n]:>7.1f}" for n in counts)
+              + f" {(pss[hi] - pss[lo]) / (hi - lo):>16.2f} {(pss[hi] - pss[second]) / (hi - second):>6.2f}")
+    print_breakdown(args.iterations)
 
 
 if __name__ == "__main__":
