@@ -218,11 +218,19 @@ TRAINED_OR_STOPPED_JS = """
 def wait_training_past(page, minimum: int, timeout_ms: float | None = None) -> int:
     """Until a running session's count reaches ``minimum``. If training stops by itself first (the
     divergence guard, say), fail at once with the messages the app shows, not after a timeout."""
-    for _ in range(3):   # a Start button seen mid-rerun may be stale: look again once idle
+    for attempt in range(3):   # a Start button seen mid-rerun may be stale: look again once idle
         page.wait_for_function(TRAINED_OR_STOPPED_JS, arg=minimum, timeout=timeout_ms)
         if read_iteration(page) >= minimum:
             return read_iteration(page)
         wait_idle(page, timeout_ms)
+        if attempt < 2 and start_button(page).count():
+            # Right after a Start click the app may look idle before the click's rerun begins:
+            # give the rerun a moment to show Pause before concluding that training stopped.
+            try:
+                pause_button(page).wait_for(state="visible", timeout=5_000)
+            except Exception:   # still no Pause: the next attempt reports it
+                pass
+            continue
         if start_button(page).count() and read_iteration(page) < minimum:
             alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
             raise AssertionError(f"training stopped by itself at iteration {read_iteration(page)} (waiting for "

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from .harness import pause_and_settle, start_button, wait_idle, wait_training_past
+from .harness import pause_and_settle, pause_button, start_button, wait_idle, wait_training_past
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +41,7 @@ DISTINCT_COUNTS = 12
 def test_the_iteration_count_moves_while_training_on_a_page_other_than_train(page, page_label, path):
     wait_idle(page)
     start_button(page).click()
+    pause_button(page).wait_for(state="visible")     # the click's rerun has happened
     wait_training_past(page, 1)
     # Through the app's navigation: the same session (a page load would start a new one).
     link = page.locator("[data-testid='stSidebarNav'] a[data-testid='stSidebarNavLink']").filter(
