@@ -6,9 +6,9 @@ Run from the repository root:
 
 No browser. Each simulated session is a thread of this process, as a session is a script thread of
 the server: it starts its run (Shakespeare, the classic setting: H 100, T 25, batch 1, Adagrad),
-asks its handle for progress every 0.25 s (the sidebar's tick) and for a snapshot every 2 s (the
-pages' views). After --warmup seconds, each session's iterations are counted over --seconds. Also
-how long each snapshot call waited (a page's view waits as long).
+asks its handle for progress every 0.25 s (the sidebar's tick, or faster) and for a snapshot every
+2 s (the pages' views). After --warmup seconds, each session's iterations are counted over
+--seconds. Also how long each snapshot call waited (a page's view waits as long).
 
   pool     the app today: a TrainerPool with one worker process per usable core (the default);
   threads  the architecture before it, as the baseline: S threads of this process, each training
@@ -54,6 +54,7 @@ def pool_session(pool: TrainerPool, run: Run, stop: threading.Event, log: dict, 
             waits.append(time.perf_counter() - t0)
             next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
         stop.wait(PROGRESS_SECONDS)
+    readings.append((time.perf_counter(), handle.progress().iteration))
     handle.pause()
     handle.release()
 
@@ -81,7 +82,7 @@ def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict
     and the cores busy meanwhile in this process and in the workers.
     A session's rate is taken between its first and last reading inside the window: each reading is
     an (instant, iteration) pair, so a reading delayed by a slow snapshot shortens that session's
-    window but does not bias its rate."""
+    window (or widens it to the readings around it) but does not bias its rate."""
     stop, log = threading.Event(), {}
     threads = [threading.Thread(target=session, args=(pool, Run.from_builtin(PRESETS["classic"]), stop, log, i),
                                 daemon=True) for i in range(sessions)]
@@ -99,6 +100,9 @@ def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict
     rates, waits = [], []
     for readings, snapshot_waits in log.values():
         inside = [r for r in readings if start <= r[0] <= end]
+        if len(inside) < 2:   # a snapshot stalled the session all window: the readings around it
+            inside = [max((r for r in readings if r[0] < start), default=readings[0]),
+                      min((r for r in readings if r[0] > end), default=readings[-1])]
         (t0, i0), (t1, i1) = inside[0], inside[-1]
         rates.append((i1 - i0) / (t1 - t0) if t1 > t0 else math.nan)   # nan: no two readings inside
         waits.extend(snapshot_waits)
