@@ -18,8 +18,10 @@ Both are measured in the same run, round-robin over --rounds rounds (medians; a 
 other load moves from window to window). Per architecture and S: the aggregate iterations/s
 (sum over sessions), its ratio to one session alone (S=1 of the same architecture), its ratio to
 the target 0.8 x min(S, cores) x one session, the slowest session over the fastest, the snapshot
-waits, the cores kept busy (CPU seconds per second) in this process and in the workers, and the
-1-minute load average (other processes on the machine take cores from both architectures).
+waits, rounds in which a session failed or went back (left out of the medians), worker restarts
+(a worker that answers nothing for 60 s is replaced), the cores kept busy (CPU seconds per second)
+in this process and in the workers, and the 1-minute load average (other processes on the machine
+take cores from both architectures).
 Target (issue 11): ratio to target >= 1 and slowest/fastest >= 0.7, for the pool.
 """
 from __future__ import annotations
@@ -41,27 +43,31 @@ OLD_TICK_SECONDS = 0.3
 
 
 def pool_session(pool: TrainerPool, run: Run, stop: threading.Event, log: dict, name: int) -> None:
-    """One session of the app: start, then progress every 0.25 s and a snapshot every 2 s."""
-    handle = pool.handle(run)
-    handle.start()
-    readings, waits = log[name] = ([], [])
-    next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
-    while not stop.is_set():
+    """One session of the app: start, then progress every 0.25 s and a snapshot every 2 s. An error
+    (a worker replaced, say) is logged and ends the session, as a page would show it."""
+    readings, waits, errors = log[name] = ([], [], [])
+    try:
+        handle = pool.handle(run)
+        handle.start()
+        next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
+        while not stop.is_set():
+            readings.append((time.perf_counter(), handle.progress().iteration))
+            if time.monotonic() >= next_snapshot:
+                t0 = time.perf_counter()
+                handle.snapshot()
+                waits.append(time.perf_counter() - t0)
+                next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
+            stop.wait(PROGRESS_SECONDS)
         readings.append((time.perf_counter(), handle.progress().iteration))
-        if time.monotonic() >= next_snapshot:
-            t0 = time.perf_counter()
-            handle.snapshot()
-            waits.append(time.perf_counter() - t0)
-            next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
-        stop.wait(PROGRESS_SECONDS)
-    readings.append((time.perf_counter(), handle.progress().iteration))
-    handle.pause()
-    handle.release()
+        handle.pause()
+        handle.release()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def thread_session(pool: None, run: Run, stop: threading.Event, log: dict, name: int) -> None:
     """One session before the pool: the script thread trains its own run in 0.3 s ticks."""
-    readings, _ = log[name] = ([], [])
+    readings, _, _ = log[name] = ([], [], [])
     while not stop.is_set():
         run.tick(OLD_TICK_SECONDS)
         readings.append((time.perf_counter(), run.iteration))
@@ -88,7 +94,8 @@ def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict
                                 daemon=True) for i in range(sessions)]
     for t in threads:
         t.start()
-    while len(log) < sessions or not all(r for r, _ in log.values()):   # every session is training
+    restarts = pool.restarts if pool else 0
+    while len(log) < sessions or not all(r or e for r, _, e in log.values()):   # all training (or failed)
         time.sleep(0.05)
     time.sleep(warmup)
     start, cpu_start = time.perf_counter(), cpu_seconds(pool)
@@ -97,17 +104,23 @@ def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict
     stop.set()
     for t in threads:
         t.join()
-    rates, waits = [], []
-    for readings, snapshot_waits in log.values():
+    rates, waits, errors = [], [], []
+    for readings, snapshot_waits, session_errors in log.values():
+        waits.extend(snapshot_waits)
+        errors.extend(session_errors)
         inside = [r for r in readings if start <= r[0] <= end]
-        if len(inside) < 2:   # a snapshot stalled the session all window: the readings around it
+        if len(inside) < 2 and readings:   # a snapshot stalled the session all window: the readings around it
             inside = [max((r for r in readings if r[0] < start), default=readings[0]),
                       min((r for r in readings if r[0] > end), default=readings[-1])]
+        if len(inside) < 2:   # a session that failed before the window
+            rates.append(math.nan)
+            continue
         (t0, i0), (t1, i1) = inside[0], inside[-1]
-        rates.append((i1 - i0) / (t1 - t0) if t1 > t0 else math.nan)   # nan: no two readings inside
-        waits.extend(snapshot_waits)
+        # nan: no two readings inside, or the run went back (its worker was replaced)
+        rates.append((i1 - i0) / (t1 - t0) if t1 > t0 and i1 >= i0 else math.nan)
     busy = [(b - a) / (end - start) for a, b in zip(cpu_start, cpu_end)]
-    return dict(rates=rates, waits=waits, busy=busy, load=os.getloadavg()[0])
+    return dict(rates=rates, waits=waits, busy=busy, load=os.getloadavg()[0], errors=errors,
+                restarts=(pool.restarts - restarts) if pool else 0)
 
 
 def main() -> None:
@@ -134,22 +147,27 @@ def main() -> None:
         pool.close()   # also on an error: workers ignore SIGTERM, so exiting with them open would hang
 
     def median(rounds: list[dict], f) -> float:
-        return statistics.median(f(r) for r in rounds)
+        """Over the rounds in which every session has a rate (nan when none has)."""
+        valid = [f(r) for r in rounds if not any(math.isnan(x) for x in r["rates"])]
+        return statistics.median(valid) if valid else math.nan
 
     print(f"\nmedians over rounds\n{'arch':8} {'S':>2} {'aggregate it/s':>14} {'x S=1':>6} {'x target':>8} "
-          f"{'slowest/fastest':>15} {'snapshot s median, max':>22} {'cores busy: this, workers':>25} {'load':>5}")
+          f"{'slowest/fastest':>15} {'snapshot s median, max':>22} {'cores busy: this, workers':>25} {'load':>5} "
+          f"{'failed rounds':>13} {'worker restarts':>15}")
     for (arch, s), rounds in results.items():
         one = median(results[arch, 1], lambda r: sum(r["rates"]))
         total = median(rounds, lambda r: sum(r["rates"]))
         waits = [w for r in rounds for w in r["waits"]]
         wait = f"{statistics.median(waits):.3f}, {max(waits):.3f}" if waits else "-"
         busy = f"{median(rounds, lambda r: r['busy'][0]):.2f}, {median(rounds, lambda r: r['busy'][1]):.2f}"
+        failed = sum(any(math.isnan(x) for x in r["rates"]) for r in rounds)
         print(f"{arch:8} {s:>2} {total:>14,.0f} {total / one:>6.2f} {total / (0.8 * min(s, cores) * one):>8.2f} "
               f"{median(rounds, lambda r: min(r['rates']) / max(r['rates'])):>15.2f} {wait:>22} {busy:>25} "
-              f"{median(rounds, lambda r: r['load']):>5.2f}")
+              f"{median(rounds, lambda r: r['load']):>5.2f} {failed:>13} {sum(r['restarts'] for r in rounds):>15}")
     one_pool, one_threads = (median(results[a, 1], lambda r: sum(r["rates"])) for a in ("pool", "threads"))
     print(f"\none session: pool / threads = {one_pool / one_threads:.2f}")
-
+    for error in sorted({e for rounds in results.values() for r in rounds for e in r["errors"]}):
+        print("session error:", error)
 
 if __name__ == "__main__":
     main()
