@@ -165,6 +165,10 @@ class _Slot:
     def __init__(self, run: Run):
         self.run = run
         self.lock = threading.Lock()          # held while training a slice and by every command but progress
+        # Commands waiting for ``lock``. A Lock is not fair: the training loop, releasing and taking
+        # it again at once, would keep a Pause waiting for many slices. The loop skips a slot while
+        # a command waits, so a command waits at most for the slice under way.
+        self.waiting = 0
         self.running = False
         self.stop_at: int | None = None
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -265,45 +269,57 @@ class _Worker:
                 return
 
     def _execute(self, slot: _Slot, op: str, payload):
-        with slot.lock:
-            run = slot.run
-            if op == "start":
-                run.alert = None
-                slot.stop_at = payload
-                slot.running = True
-                slot.publish()
+        with self.cond:
+            slot.waiting += 1
+        try:
+            with slot.lock:
                 with self.cond:
-                    self.cond.notify_all()
-                return None
-            if op == "stop_at":
-                slot.stop_at = payload
-                return None
-            if op == "pause":
-                slot.running = False
-                slot.publish()
-                return slot.snapshot()
-            if op == "step":
-                slot.running = False
-                report = run.step(payload)
-                slot.publish()
-                return slot.snapshot(), report.alert
-            if op == "live":
-                run.apply_live(payload)
-                slot.publish()
-                return None
-            if op == "snapshot":
-                return slot.snapshot()
-            if op == "replace":
-                slot.run = self._placed(unpack(payload))
-                slot.running, slot.stop_at = False, None
-                slot.take_progress()      # news of the replaced run is no news of this one
-                slot.publish()
-                return None
-            if op == "release":
-                slot.running = False
-                with self.cond:
-                    self.slots.pop(_key_of(self.slots, slot), None)
-                return None
+                    slot.waiting -= 1
+                return self._execute_locked(slot, op, payload)
+        finally:
+            with self.cond:           # after the lock is free: the training loop may take the slot again
+                self.cond.notify_all()
+
+    def _execute_locked(self, slot: _Slot, op: str, payload):
+        """Under the slot's lock: one command on the run."""
+        run = slot.run
+        if op == "start":
+            run.alert = None
+            slot.stop_at = payload
+            slot.running = True
+            slot.publish()
+            with self.cond:
+                self.cond.notify_all()
+            return None
+        if op == "stop_at":
+            slot.stop_at = payload
+            return None
+        if op == "pause":
+            slot.running = False
+            slot.publish()
+            return slot.snapshot()
+        if op == "step":
+            slot.running = False
+            report = run.step(payload)
+            slot.publish()
+            return slot.snapshot(), report.alert
+        if op == "live":
+            run.apply_live(payload)
+            slot.publish()
+            return None
+        if op == "snapshot":
+            return slot.snapshot()
+        if op == "replace":
+            slot.run = self._placed(unpack(payload))
+            slot.running, slot.stop_at = False, None
+            slot.take_progress()      # news of the replaced run is no news of this one
+            slot.publish()
+            return None
+        if op == "release":
+            slot.running = False
+            with self.cond:
+                self.slots.pop(_key_of(self.slots, slot), None)
+            return None
         raise ValueError(f"unknown trainer command {op!r}")
 
     # ---------------------------------------------------------------- training
@@ -315,16 +331,26 @@ class _Worker:
                 if not running:
                     self.cond.wait()
                     continue
+            trained = False
             for slot in running:
-                with slot.lock:
+                if slot.waiting or not slot.lock.acquire(blocking=False):
+                    continue      # a command goes first; its thread wakes this loop when done
+                try:
                     if not slot.running:
                         continue
                     report = slot.run.tick(SLICE_SECONDS, stop_at=slot.stop_at)
+                    trained = True
                     if report.alert or report.reached is not None:
                         slot.running = False
                     if report.reached is not None:
                         slot.stop_at = None
                     slot.publish(alert=report.alert, reached=report.reached)
+                finally:
+                    slot.lock.release()
+            if not trained:       # every running run is busy with a command
+                with self.cond:
+                    if all(s.waiting or s.lock.locked() or not s.running for s in running):
+                        self.cond.wait(SLICE_SECONDS)
 
 
 def _key_of(slots: dict[str, _Slot], slot: _Slot) -> str | None:

@@ -113,6 +113,18 @@ class VanillaRNN:
             self._pack({k: np.asarray(self.params[k]) for k in PARAM_NAMES})
         return self._flat
 
+    # Pickle copies every array on its own, so ``params`` would come back detached from ``_flat``:
+    # send the flat vector only and make the views again.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_flat"] = self.flat_params()
+        del state["params"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.params = param_views(self._flat, self.shapes)
+
     # ------------------------------------------------------------------ input checks
     def _check_ids(self, name: str, ids) -> np.ndarray:
         arr = np.asarray(ids)

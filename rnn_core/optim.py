@@ -69,6 +69,21 @@ class Optimizer:
     def _update(self, theta, g, lr, g_sq):
         raise NotImplementedError
 
+    # Pickle copies every array on its own, so ``state``'s views would come back detached from
+    # ``flat`` (the update writes ``flat``; views read stale values). Send ``flat`` and the shapes,
+    # and make the views again; the scratch rows are rebuilt on first use.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        views = next(iter(self.state.values()), {})
+        state["state"] = {name: v.shape for name, v in views.items()}   # shapes: same for every slot
+        state["_scratch"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        shapes = state.pop("state")
+        self.__dict__.update(state)
+        self.state = {slot: param_views(a, shapes) for slot, a in self.flat.items()}
+
 
 class Adagrad(Optimizer):
     """mem += g^2; theta += -lr g / sqrt(mem + 1e-8)  (min-char-rnn, in its order of operations)."""

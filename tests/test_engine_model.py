@@ -267,3 +267,15 @@ def test_sampling_is_reproducible_and_empty_for_length_zero():
     empty = model.sample(0, rng=1)
     assert empty.shape == (0,)
     assert Vocab("abcde").decode(empty) == ""
+
+
+def test_a_pickled_model_keeps_its_parameters_as_views_of_one_flat_vector():
+    import pickle
+    from rnn_core import PARAM_NAMES, VanillaRNN
+    model = VanillaRNN(vocab_size=5, hidden_size=4, seed=3)
+    copy = pickle.loads(pickle.dumps(model))
+    flat = copy.flat_params()
+    flat += 1.0                                            # what the optimizer does
+    for k in PARAM_NAMES:
+        assert np.shares_memory(copy.params[k], flat)
+        np.testing.assert_array_equal(copy.params[k], model.params[k] + 1.0)

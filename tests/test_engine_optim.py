@@ -91,3 +91,21 @@ def test_loss_and_grads_results_are_not_overwritten_by_training(make_trainer):
     for k, v in kept[0].items():
         np.testing.assert_array_equal(grads[k], v)
     np.testing.assert_array_equal(h_last, kept[1])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_pickled_optimizer_keeps_its_state_views_on_the_flat_state(name):
+    """The app sends trainers between processes by pickle: after the trip, ``state`` (what
+    checkpoints save) must still read what the updates write into ``flat``."""
+    import pickle
+    rng = np.random.default_rng(1)
+    opt = make_optimizer(name, SHAPES)
+    theta = rng.standard_normal(N)
+    opt.update(theta, rng.standard_normal(N), 0.1)
+    copy = pickle.loads(pickle.dumps(opt))
+    copy.update(theta, rng.standard_normal(N), 0.1)       # written into copy.flat
+    for slot, flat in copy.flat.items():
+        joined = np.concatenate([v.ravel() for v in copy.state[slot].values()])
+        np.testing.assert_array_equal(joined, flat)
+        assert all(np.shares_memory(v, flat) for v in copy.state[slot].values())
+    assert copy.t == 2

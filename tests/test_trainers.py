@@ -78,6 +78,9 @@ def test_step_is_exact_and_the_numbers_are_the_engines(pool):
     local.step(1)
     assert run.iteration == 6 and same_weights(run, local)
     assert run.trainer.smooth_loss == local.trainer.smooth_loss
+    for slot, views in local.trainer.optimizer.state.items():   # what a checkpoint of the snapshot saves
+        for k in PARAM_NAMES:
+            np.testing.assert_array_equal(run.trainer.optimizer.state[slot][k], views[k])
     handle.release()
 
 
@@ -263,3 +266,39 @@ def test_runs_on_one_text_hold_its_ids_once_per_process(pool):
         other.trainer.share_text(a.trainer.data, a.trainer.val_ids)
     first.release()
     second.release()
+
+
+def test_a_run_sent_to_another_process_trains_on_with_the_same_optimizer_state():
+    """What a worker does: unpack a run, train it, pack it back for a snapshot or a save."""
+    local = small_run()
+    local.step(3)
+    sent = trainers.unpack(trainers.pack(local))
+    sent.step(4)
+    local.step(4)
+    back = trainers.unpack(trainers.pack(sent))
+    assert same_weights(back, local)
+    for slot, views in local.trainer.optimizer.state.items():
+        for k in PARAM_NAMES:
+            np.testing.assert_array_equal(back.trainer.optimizer.state[slot][k], views[k])
+
+
+def test_a_command_waits_at_most_for_the_slice_under_way(monkeypatch):
+    """The training loop takes a running run's lock again right after each slice; a command that
+    waits for it (a Pause, a snapshot) goes first, so it never waits more than one slice."""
+    worker = trainers._Worker(conn=None)
+    slot = trainers._Slot(small_run())
+    events: list[str] = []
+    tick, execute = Run.tick, worker._execute_locked
+    monkeypatch.setattr(Run, "tick", lambda *a, **k: (events.append("slice"), tick(*a, **k))[1])
+    worker._execute_locked = lambda *a: (events.append("command"), execute(*a))[1]
+    worker.slots["k"], slot.running = slot, True
+    threading.Thread(target=worker.train_forever, daemon=True).start()
+    wait_for(lambda: events.count("slice") >= 3, "training")
+    for _ in range(10):
+        events.append("asked")
+        worker._execute(slot, "snapshot", None)
+    worker._execute(slot, "pause", None)
+    asked = [i for i, e in enumerate(events) if e == "asked"]
+    for start in asked:
+        answered = events.index("command", start)
+        assert events[start:answered].count("slice") <= 1, events[start:answered]
