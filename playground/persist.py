@@ -26,8 +26,8 @@ written, so neither ever promises a run that was never stored. A save failure (d
 permission) never raises: the sidebar says so on every page until a later save succeeds, in the
 user's terms (the details, paths included, go to the log).
 
-One link open in two tabs is two sessions training copies of one run. Each write records a version
-of the run id (in this process); a session that finds its run written by another session since it
+One link open in two tabs is two sessions training copies of one run. The store keeps a version
+of each run (across processes and server replicas); a session that finds its run written by another session since it
 read or last wrote it does not overwrite it: its save goes to a new run id, and the tab follows its
 run there (new link, a message). Both lines of training are kept.
 """
@@ -51,7 +51,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from playground import trainers
 from playground.escape import markdown_text
 from playground.run import Run
-from playground.store import (RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
+from playground.store import (RunChanged, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
                               new_run_id)
 from playground.uploads import run_text
 
@@ -181,34 +181,21 @@ class _SaveWorker:
                     self._cond.notify_all()
 
 
-# Version of each run id last written by this process (only the save thread writes it). Sessions
-# share one process, so this sees every writer of a run id.
-_VERSIONS: dict[str, str] = {}
-_VERSIONS_GUARD = threading.Lock()
-
-
-def current_version(run_id: str) -> str | None:
-    with _VERSIONS_GUARD:
-        return _VERSIONS.get(run_id)
-
-
 def _write(job: _Job) -> None:
     status = job.status
     target = status.moved_to or job.run_id
-    written = current_version(target)
-    moved = written is not None and written != status.version
-    if moved:   # another session wrote this run since this one read it: keep both, never overwrite
-        target = new_run_id()
-        log.info("run %s is open in two sessions; this one continues as %s", job.run_id[:6], target[:6])
+    payload, moved = job.snapshot.to_bytes(), False
     try:
-        job.store.save(target, job.snapshot.to_bytes())
+        try:
+            version = job.store.save_unless_changed(target, payload, status.version)
+        except RunChanged:   # another session wrote this run since this one read it: keep both
+            target, moved = new_run_id(), True
+            log.info("run %s is open in two sessions; this one continues as %s", job.run_id[:6], target[:6])
+            version = job.store.save_unless_changed(target, payload, None)
     except Exception as exc:   # disk full, permissions, anything: the app must keep running
         log.warning("saving run %s failed: %r", target[:6], exc)
         status.failed(save_error_sentence(exc))
     else:
-        version = secrets.token_hex(8)
-        with _VERSIONS_GUARD:
-            _VERSIONS[target] = version
         status.wrote(target, version, moved)
         status.succeeded(job.snapshot.iteration, run_id=target)
 
@@ -259,9 +246,6 @@ def _maybe_prune(store: RunStore, keep: str) -> None:
         removed = store.prune(keep=[keep])
         if removed:
             log.info("pruned %d old runs", len(removed))
-            with _VERSIONS_GUARD:
-                for run_id in removed:
-                    _VERSIONS.pop(run_id, None)
     except OSError as exc:
         log.warning("pruning runs failed: %s", exc)
 
@@ -541,15 +525,16 @@ def restore_from_url() -> Run | None:
         _flush_holders(requested)                         # a reload: the tab it replaces, as it is now
         wait_for_saves(requested, RESTORE_WAIT_SECONDS)   # a reload right after Pause gets that save
         try:
-            payload = store.load(requested)
-            if payload is None:
+            found = store.load_with_version(requested)
+            if found is None:
                 _flash("warning", f"No saved run with that link (runs unused for a week are deleted); {fresh}.")
             else:
+                payload, version = found
                 run = Run.from_bytes(payload)
                 sp = SessionPersist(requested, saved_signature=_signature(run))
                 sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime,
                                     run_id=requested)
-                sp.status.version = current_version(requested)   # what this session continues from
+                sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
                 _adopt_text(run)
                 _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at iteration "

@@ -5,12 +5,16 @@ Each run is one opaque payload (the app passes rnn_core checkpoint bytes) stored
 strictly before it is ever turned into a path.
 
 Pure Python (stdlib only): no streamlit import, so everything here is testable without a server.
-Safe for several sessions (threads) of one server process; across processes, saves stay atomic
-but pruning is not coordinated.
+Safe for several sessions (threads) and several processes sharing the directory (trainer workers,
+server replicas): every write is a rename of a complete file, and writes and pruning take an
+exclusive ``flock`` on ``<data_dir>/.lock`` (where ``fcntl`` exists; elsewhere a lock per process).
+Each stored file has a version (its inode, mtime and size: a save always makes a new file), so a
+writer can save only if nobody else wrote the run since it read it (``save_unless_changed``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -21,6 +25,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Iterable, NamedTuple
+
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; one server process per data directory there
+    fcntl = None
 
 ENV_DATA_DIR = "RNN_PLAYGROUND_DATA_DIR"
 ENV_MAX_AGE_DAYS = "RNN_PLAYGROUND_MAX_AGE_DAYS"
@@ -35,6 +44,8 @@ STALE_TEMP_SECONDS = 3600.0
 RUN_FILE_SUFFIX = ".npz"
 _TEMP_PREFIX = "."
 _TEMP_SUFFIX = ".tmp"
+LOCK_FILE_NAME = ".lock"
+_ANY = object()   # save_unless_changed's "whatever is stored"
 # ASCII letters, digits, "_" and "-" only: no ".", "/", "\\" or NUL, so no traversal is expressible.
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -124,6 +135,15 @@ def _lock_for(directory: Path) -> threading.Lock:
         return _DIR_LOCKS.setdefault(key, threading.Lock())
 
 
+def _version_of(stat: os.stat_result) -> str:
+    """A stored file's version: a save writes a new file (new inode) and renames it into place."""
+    return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+class RunChanged(Exception):
+    """save_unless_changed found the run written by someone else since it was read."""
+
+
 class RunStore:
     """Run payloads (opaque bytes) on disk, one file per run id, with age/size pruning.
 
@@ -165,11 +185,37 @@ class RunStore:
         """Path of the run file; raises ValueError for an invalid id (before any file access)."""
         return self.data_dir / (_check_run_id(run_id) + RUN_FILE_SUFFIX)
 
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """This process's lock for the directory, then (across processes) an flock on its lock file."""
+        with self._lock:
+            if fcntl is None:
+                yield
+                return
+            self._ensure_dir()
+            fd = os.open(self.data_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)      # closing releases the flock
+
     def save(self, run_id: str, payload: bytes) -> Path:
         """Atomically write ``payload`` as the run's file (mode 0o600) and return its path.
 
         Readers see either the previous complete file or the new complete file, never a mix.
         """
+        self._write(run_id, payload, _ANY)
+        return self.path_for(run_id)
+
+    def save_unless_changed(self, run_id: str, payload: bytes, expected_version: str | None) -> str:
+        """Like ``save``, only if the stored run is still at ``expected_version`` (None: there must
+        be no stored run); returns the new version. RunChanged (nothing written) if another session
+        or process wrote it meanwhile."""
+        return self._write(run_id, payload, expected_version)
+
+    def _write(self, run_id: str, payload: bytes, expected) -> str:
         path = self.path_for(run_id)
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
@@ -184,8 +230,12 @@ class RunStore:
                 temp_file.flush()
                 os.fsync(temp_file.fileno())
             os.chmod(temp_name, 0o600)
-            # Under the lock so a concurrent prune cannot judge the old file and delete the new one.
-            with self._lock:
+            version = _version_of(os.stat(temp_name))   # a rename keeps the inode and the mtime
+            # Under the lock so a concurrent prune cannot judge the old file and delete the new one,
+            # and no other writer comes between the version check and the rename.
+            with self._exclusive():
+                if expected is not _ANY and self.version(run_id) != expected:
+                    raise RunChanged(f"run {run_id[:6]} was written by another session")
                 os.replace(temp_name, path)
         except BaseException:
             try:
@@ -193,7 +243,7 @@ class RunStore:
             except FileNotFoundError:
                 pass
             raise
-        return path
+        return version
 
     def load(self, run_id: str) -> bytes | None:
         """The run's payload, or None if there is no such run.
@@ -201,6 +251,12 @@ class RunStore:
         Invalid id -> ValueError. An unreadable file (a directory, a symlink, no permission)
         raises an OSError subclass.
         """
+        found = self.load_with_version(run_id)
+        return None if found is None else found[0]
+
+    def load_with_version(self, run_id: str) -> tuple[bytes, str] | None:
+        """(payload, version) of the run, read from one open file so the two agree; None if there
+        is no such run."""
         path = self.path_for(run_id)
         # O_NOFOLLOW: a symlink planted in the data dir must not make us read a file elsewhere.
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -209,7 +265,14 @@ class RunStore:
         except FileNotFoundError:
             return None
         with os.fdopen(fd, "rb") as run_file:
-            return run_file.read()
+            return run_file.read(), _version_of(os.fstat(run_file.fileno()))
+
+    def version(self, run_id: str) -> str | None:
+        """The stored run's version, None if there is none."""
+        try:
+            return _version_of(os.stat(self.path_for(run_id), follow_symlinks=False))
+        except FileNotFoundError:
+            return None
 
     def exists(self, run_id: str) -> bool:
         """True if a run file exists for this id (invalid id -> ValueError)."""
@@ -268,7 +331,7 @@ class RunStore:
         now = time.time() if now is None else float(now)
         keep_ids = {keep} if isinstance(keep, str) else set(keep)
         removed: list[str] = []
-        with self._lock:
+        with self._exclusive():
             runs, temps = self._stat_entries()
             for name, mtime in temps:
                 if now - mtime > STALE_TEMP_SECONDS:

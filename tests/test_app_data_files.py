@@ -249,7 +249,7 @@ def test_pasted_text_is_accepted_and_train_now_starts_a_run_on_it(isolated_app):
     assert new.corpus_label == uploads.PASTED_LABEL and new.iteration == 0
     assert "data_train_now" not in {b.key for b in at.button}     # the notice is gone: the run uses it
     persist.wait_for_saves()
-    assert [p.name for p in isolated_app.iterdir()] == [f"{at.session_state.persist.run_id}.npz"]
+    assert [p.name for p in isolated_app.glob("*.npz")] == [f"{at.session_state.persist.run_id}.npz"]
 
 
 def test_too_short_pasted_text_shows_an_error():

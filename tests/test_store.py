@@ -489,3 +489,58 @@ def test_save_throttle_with_injected_clock():
 def test_save_throttle_rejects_bad_interval():
     with pytest.raises(ValueError, match="interval_seconds"):
         SaveThrottle(interval_seconds=-1)
+
+
+# ---------------------------------------------------------------- versions and several processes
+def test_every_save_makes_a_new_version_and_load_reads_the_one_it_returns(run_store):
+    run_id = new_run_id()
+    assert run_store.version(run_id) is None
+    first = run_store.save_unless_changed(run_id, b"one", None)
+    assert run_store.load_with_version(run_id) == (b"one", first) and run_store.version(run_id) == first
+    second = run_store.save_unless_changed(run_id, b"one", first)     # same bytes, still a new version
+    assert second != first and run_store.load_with_version(run_id) == (b"one", second)
+    run_store.save(run_id, b"two")                                    # an unconditional save counts too
+    assert run_store.version(run_id) not in (first, second)
+
+
+def test_a_save_from_a_stale_version_raises_and_writes_nothing(run_store):
+    run_id = new_run_id()
+    old = run_store.save_unless_changed(run_id, b"theirs", None)
+    run_store.save_unless_changed(run_id, b"newer", old)
+    with pytest.raises(store.RunChanged):
+        run_store.save_unless_changed(run_id, b"mine", old)
+    with pytest.raises(store.RunChanged):
+        run_store.save_unless_changed(run_id, b"mine", None)          # None: it must not exist yet
+    assert run_store.load(run_id) == b"newer"
+    assert not [p for p in run_store.data_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+COUNTER_WRITER = """
+import sys
+from playground.store import RunChanged, RunStore
+store, run_id, times = RunStore(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+done = 0
+while done < times:   # read, add one, write back unless another process wrote in between
+    payload, version = store.load_with_version(run_id)
+    try:
+        store.save_unless_changed(run_id, str(int(payload) + 1).encode(), version)
+        done += 1
+    except RunChanged:
+        pass
+"""
+
+
+@pytest.mark.skipif(store.fcntl is None, reason="the cross-process lock needs fcntl.flock")
+def test_processes_sharing_the_directory_never_lose_a_write(run_store):
+    """Two processes each add 150 to a counter stored as a run, by read / modify / save unless
+    changed: every increment lands, which needs the version check and the rename to be one step
+    for every process."""
+    import subprocess
+    run_id = new_run_id()
+    run_store.save(run_id, b"0")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    writers = [subprocess.Popen([sys.executable, "-c", COUNTER_WRITER, str(run_store.data_dir), run_id, "150"],
+                                env=env) for _ in range(2)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    assert run_store.load(run_id) == b"300"
