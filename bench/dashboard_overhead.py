@@ -13,12 +13,15 @@ Measured alternately in one run, at the classic setting (Shakespeare, H=100, T=2
   class    S sessions (browser contexts on the Save & load page) training at once: their summed
            iterations/s, and the slowest session's over the fastest's
   pause    seconds from a Pause click until the sidebar offers Start again
+  cores    during the class row: CPU seconds per second of the trainer workers, the app's server
+           process and headless Chromium (all its processes), which share this machine's cores
 Targets (issue 11): app >= 0.95 x engine; class >= 1.4 x app with S = 6 on 2 cores, slowest/fastest
 >= 0.6; pause <= 1 s. app+long about equal to app.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -45,6 +48,26 @@ def pause(page) -> float:
     seconds = time.perf_counter() - t0
     harness.wait_idle(page)
     return seconds
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server process, its trainer workers, and Chromium (Linux /proc)."""
+    used = {"workers": 0.0, "server": 0.0, "chromium": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            command = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue   # exited meanwhile
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(pid) == server_pid:
+            used["server"] += seconds
+        elif int(fields[1]) == server_pid and b"multiprocessing" in command:   # fields[1]: parent pid
+            used["workers"] += seconds
+        elif b"chrom" in command:
+            used["chromium"] += seconds
+    return used
 
 
 def app_rates(pages, seconds: float) -> tuple[list[float], list[float]]:
@@ -98,7 +121,7 @@ def main(argv=None) -> None:
     print(f"long-history run keeps {len(long_run.trainer.history):,} rows for 1,000,000 iterations "
           f"({long_run.trainer.history.to_matrix().nbytes / 2**20:.1f} MB)")
     rates = {"engine": [], "app": [], "app+long": [], "class": []}
-    spreads, pauses = [], []
+    spreads, pauses, cores = [], [], []
     with tempfile.TemporaryDirectory() as data_dir:
         run_id = new_run_id()
         RunStore(Path(data_dir)).save(run_id, long_run.to_bytes())
@@ -116,12 +139,16 @@ def main(argv=None) -> None:
                 rates["app"].append(one[0])
                 pauses += latency
                 rates["app+long"].append(app_rate(long_page, args.seconds))
+                used, t0 = cpu_seconds(server.process.pid), time.perf_counter()
                 each, latency = app_rates(classroom, args.seconds)
+                after, t1 = cpu_seconds(server.process.pid), time.perf_counter()
+                cores.append({k: (after[k] - used[k]) / (t1 - t0) for k in used})
                 rates["class"].append(sum(each))
                 spreads.append(min(each) / max(each))
                 pauses += latency
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} it/s" for k, v in rates.items())
-                      + f", class slowest/fastest {spreads[-1]:.2f}")
+                      + f", class slowest/fastest {spreads[-1]:.2f}, class cores "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in cores[-1].items()))
                 for page in (fresh, long_page, *classroom):
                     harness.assert_no_exception(page)
             browser.close()
@@ -131,6 +158,8 @@ def main(argv=None) -> None:
     print(f"app+long / app         = {med['app+long'] / med['app']:.2f}   (target ~ 1: no slowdown with history)")
     print(f"class ({args.sessions}) / app        = {med['class'] / med['app']:.2f}   (target >= 1.4)")
     print(f"class slowest/fastest  = {statistics.median(spreads):.2f} (worst {min(spreads):.2f}; target >= 0.6)")
+    print("class cores busy       = " + ", ".join(f"{k} {statistics.median(c[k] for c in cores):.2f}"
+                                                  for k in cores[0]) + f" (of {os.cpu_count()})")
     print(f"pause latency          = median {statistics.median(pauses):.2f} s, worst {max(pauses):.2f} s "
           f"(target <= 1 s)")
 

@@ -21,10 +21,10 @@ from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
 # The worker trains on its own; a tick only asks it for progress (a round trip of a few ms).
-# Each tick also costs every open browser tab a redraw of the fragment, which in headless Chromium
-# on a 2-core box sharing the server took more CPU than the tick's round trip
-# (bench/dashboard_overhead.py): two counts a second.
-TICK_SECONDS = 0.5     # sidebar fragment timer while training
+# Each tick also costs every open browser tab a fragment rerun in Streamlit's frontend, far more CPU
+# than the tick's round trip (bench/dashboard_overhead.py, where the tabs share the server's cores;
+# on a student's Chromebook it is that laptop's battery): one count a second.
+TICK_SECONDS = 1.0     # sidebar fragment timer while training
 VIEW_SECONDS = 2.0     # while training, pages read a snapshot at most this old
 # Charts refresh less often than the count: building and drawing them costs the server tens of
 # milliseconds and the browser more (bench/dashboard_overhead.py).

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import ctypes
 import hashlib
 import itertools
 import logging
@@ -55,6 +56,7 @@ SLICE_SECONDS = 0.05        # a running run trains this long before the next run
 # Added to a worker's scheduling niceness. 0: a browser on the same machine (a teacher's laptop
 # serving the class) starved niced workers of the cores (bench/dashboard_overhead.py).
 WORKER_NICENESS = 0
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3   # glibc mallopt parameters (malloc.h)
 CALL_TIMEOUT_SECONDS = 60.0 # a worker that answers nothing for this long counts as dead
 START_TIMEOUT_SECONDS = 60.0
 
@@ -368,9 +370,24 @@ def worker_main(conn) -> None:
     if WORKER_NICENESS:
         with contextlib.suppress(AttributeError, OSError):
             os.nice(WORKER_NICENESS)
+    _fewer_malloc_arenas()
     worker = _Worker(conn)
     threading.Thread(target=worker.serve, daemon=True, name="commands").start()
     worker.train_forever()
+
+
+def _fewer_malloc_arenas() -> None:
+    """glibc gives each thread its own malloc arena (up to 8 per core), and every run's command
+    thread pickles megabyte snapshots: each arena kept those buffers after they were freed, a few
+    MB per run. Two arenas, and buffers from 128 kB up in their own mappings (returned to the
+    system when freed), keep a worker's memory to its runs. Set before the worker's threads start;
+    a no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, 2)
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):
+        pass
 
 
 # ================================================================ the server's side
