@@ -56,7 +56,7 @@ def take(accepted: uploads.AcceptedText) -> None:
     ss.data_taken_for = state.get_run().uid
 
 
-@state.locked
+@state.owner_only
 def on_upload() -> None:
     uploaded = ss.get("data_upload")
     ss.data_error = None
@@ -68,7 +68,7 @@ def on_upload() -> None:
         ss.data_error = ("upload", f"The file {markdown_text(uploaded.name[:80])} was not used. {markdown_text(uploads.sentence(exc))}")
 
 
-@state.locked
+@state.owner_only
 def on_paste() -> None:
     try:
         take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
@@ -76,13 +76,13 @@ def on_paste() -> None:
         ss.data_error = ("paste", f"The pasted text was not used. {markdown_text(uploads.sentence(exc))}")
 
 
-@state.locked
+@state.owner_only
 def choose_builtin(key: str) -> None:
     ss.cfg_corpus = key
     ss.data_error = None
 
 
-@state.locked
+@state.owner_only
 def train_now() -> None:
     before = state.get_run()
     # Drafts the Train page's widgets no longer hold fall back to the current run's settings.
@@ -125,7 +125,8 @@ st.caption("The network reads one text, character by character, and learns to pr
 next_corpus = draft("corpus")
 taken_for = ss.get("data_taken_for")
 custom_ready = next_corpus == "custom" and ss.custom_text and taken_for == run.uid
-if custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text)):
+if not state.watching() and (
+        custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text))):
     with st.container(border=True):
         discards = (f" That discards the current run's {count(run.iteration, 'iteration')} (download a checkpoint "
                     "on Save & load first to keep them)." if run.iteration else "")
@@ -143,6 +144,11 @@ st.caption(f"**{markdown_text(run.corpus_label)}** · the model trains on the fi
            f"Vocabulary: {char_strip(facts['chars'])}")
 with st.expander("Preview of the training text"):
     st.code(reveal_invisible(facts["preview"]), language=None, wrap_lines=True)
+
+if state.watching():
+    st.info("You are watching someone else's run, so its text is theirs to choose. *Make my own copy* in the "
+            "sidebar gives you a run of your own; then choose any text here.", icon=":material/visibility:")
+    st.stop()
 
 st.subheader("Choose a text")
 builtin_tab, upload_tab, paste_tab = st.tabs(["Built-in texts", "Upload a file", "Paste text"])

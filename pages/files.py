@@ -1,9 +1,10 @@
-"""Save & load: the run's private link, checkpoint and history downloads, and resuming a checkpoint."""
+"""Save & load: the run's private link and watch link, checkpoint and history downloads, and
+resuming a checkpoint. A watch session sees the downloads only."""
 import time
 
 import streamlit as st
 
-from playground import persist, state, uploads
+from playground import persist, qr, state, uploads, watch
 from playground.escape import markdown_text
 from playground.textviews import count
 
@@ -25,7 +26,14 @@ def prepare_downloads() -> None:
     }
 
 
-@state.locked
+@state.owner_only
+def new_watch_link() -> None:
+    persist.new_watch_id()
+    state.flash("success", "The old watch link is closed: whoever had it no longer sees this run. "
+                           "Share the new one below.")
+
+
+@state.owner_only
 def on_checkpoint_upload() -> None:
     uploaded = ss.get("files_upload")
     ss.files_message = None
@@ -62,28 +70,67 @@ st.title("Save & load")
 st.caption("Your run is kept on this server and comes back after a reload. Download it to keep it for good, "
            "or to continue it somewhere else.")
 
-st.subheader("Your run's link")
-with st.container(border=True):
-    # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
-    persist.wait_for_saves(persist.run_id(), timeout=3.0)
-    link = persist.run_link(st.context.url)    # only once a save under this id has been written
-    store = persist.get_store()
-    status = persist.status()
-    if link:
-        st.code(link, language=None)
-        days = store.max_age_seconds / 86400 if store else 7
-        st.markdown(f"Open this link to continue this run later, in any browser. It is **private but not "
-                    f"protected**: it can't be guessed, yet anyone who has it can open, train and overwrite "
-                    f"the run, so share it only with people you trust. Runs unused for {days:g} days are deleted.")
-    else:
-        st.markdown("This run has not been saved yet. It is saved when you pause, step or reset, every "
-                    f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
-        st.button("Save now", key="files_save_now", on_click=state.locked(persist.save_now), icon=":material/save:")
-    if status.error:
-        st.warning(f"The last save failed ({markdown_text(status.error)}). The run is still here in this tab; "
-                   "download a checkpoint below to keep it.", icon=":material/warning:")
-    elif status.saved_at is not None:
-        st.caption(f"Last saved at iteration {status.saved_iteration:,}, {age(time.time() - status.saved_at)}.")
+def private_link_section() -> None:
+    st.subheader("Your run's link")
+    with st.container(border=True):
+        # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
+        persist.wait_for_saves(persist.run_id(), timeout=3.0)
+        link = persist.run_link(st.context.url)    # only once a save under this id has been written
+        store = persist.get_store()
+        status = persist.status()
+        if link:
+            st.code(link, language=None)
+            days = store.max_age_seconds / 86400 if store else 7
+            st.markdown(f"Open this link to continue this run later, in any browser. It is **private but not "
+                        f"protected**: it can't be guessed, yet anyone who has it can open, train and overwrite "
+                        f"the run, so share it only with people you trust. Runs unused for {days:g} days are deleted.")
+        else:
+            st.markdown("This run has not been saved yet. It is saved when you pause, step or reset, every "
+                        f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
+            st.button("Save now", key="files_save_now", on_click=state.locked(persist.save_now),
+                      icon=":material/save:")
+        if status.error:
+            st.warning(f"The last save failed ({markdown_text(status.error)}). The run is still here in this tab; "
+                       "download a checkpoint below to keep it.", icon=":material/warning:")
+        elif status.saved_at is not None:
+            st.caption(f"Last saved at iteration {status.saved_iteration:,}, {age(time.time() - status.saved_at)}.")
+    watch_link_section(linked=bool(link))
+
+
+def watch_link_section(linked: bool) -> None:
+    st.subheader("Watch link: your class follows this run live")
+    with st.container(border=True):
+        watch_id = persist.watch_id(create=True) if linked else None
+        if watch_id is None:
+            st.markdown("Once the run is saved, a second link appears here: anyone who opens it sees this run "
+                        "train live, on every page, but cannot start, pause, reset or change it.")
+            return
+        url = f"{persist.app_base_url(st.context.url)}/?{watch.QUERY_KEY}={watch_id}"
+        text, code = st.columns([3, 1], vertical_alignment="center")
+        with text:
+            st.code(url, language=None)
+            st.markdown("Put this link (or the QR code) on the projector. Watchers see the loss, samples and "
+                        "every view on the current weights; they cannot control the run or see its private "
+                        "link, and *Make my own copy* gives each of them a run of their own from that moment.")
+            st.button("Close this watch link and make a new one", key="files_new_watch", on_click=new_watch_link,
+                      icon=":material/link_off:",
+                      help="Everyone watching through the current link is told it was closed.")
+        code.image(qr.png(url), caption="Scan to watch", width=200)
+
+
+def watcher_section() -> None:
+    st.subheader("You are watching this run")
+    with st.container(border=True):
+        st.markdown("This run belongs to whoever shared the watch link: its private link stays with them. "
+                    "You can download its files below, or make a copy of your own to train.")
+        st.button("Make my own copy", key="files_fork", on_click=state.make_own_copy, icon=":material/fork_right:",
+                  type="primary")
+
+
+if state.watching():
+    watcher_section()
+else:
+    private_link_section()
 
 st.subheader("Download")
 prepared = ss.get("files_prepared")
@@ -124,15 +171,20 @@ with st.container(border=True):
                               mime="text/csv", key="files_download_val", disabled=not prepared,
                               icon=":material/download:", on_click="ignore", width="stretch")
 
-st.subheader("Continue from a checkpoint")
-with st.container(border=True):
-    st.file_uploader("A checkpoint saved by RNN Playground (.npz)", type=["npz"], key="files_upload",
-                     on_change=on_checkpoint_upload,
-                     help="Training continues bit for bit where the checkpoint stopped.")
-    st.caption(f"Loading replaces the current run ({count(run.iteration, 'iteration')} on "
-               f"{markdown_text(run.corpus_label)}); download it first to keep it.")
-    message = ss.get("files_message")
-    if message and message[2] == run.uid and message[3] == run.iteration:   # gone once the run moves on
-        kind, text = message[:2]
-        (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
-                                                        else ":material/error:")
+def upload_section() -> None:
+    st.subheader("Continue from a checkpoint")
+    with st.container(border=True):
+        st.file_uploader("A checkpoint saved by RNN Playground (.npz)", type=["npz"], key="files_upload",
+                         on_change=on_checkpoint_upload,
+                         help="Training continues bit for bit where the checkpoint stopped.")
+        st.caption(f"Loading replaces the current run ({count(run.iteration, 'iteration')} on "
+                   f"{markdown_text(run.corpus_label)}); download it first to keep it.")
+        message = ss.get("files_message")
+        if message and message[2] == run.uid and message[3] == run.iteration:   # gone once the run moves on
+            kind, text = message[:2]
+            (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
+                                                            else ":material/error:")
+
+
+if not state.watching():
+    upload_section()

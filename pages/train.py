@@ -28,53 +28,71 @@ if run.alert and run.alert != flashed:
 LR_OPTIONS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 settings, live = st.columns([1.4, 3], gap="large")
 
-with settings:
+def watched_settings() -> None:
+    """A watcher's settings column: the run's settings, read-only (its owner sets them)."""
     st.subheader("Settings")
-    p1, p2 = st.columns(2)
-    p1.button("Classic", on_click=state.apply_preset, args=("classic",), width="stretch",
-              help="min-char-rnn: batch 1, Adagrad, learning rate 0.1")
-    p2.button("Fast", on_click=state.apply_preset, args=("fast",), width="stretch",
-              help="16 parallel streams with Adam (lr 0.005): reaches the classic setting’s 60-second loss in a few seconds")
-    corpus_options = list(BUILTIN_CORPORA) + (["custom"] if ss.custom_text else [])
-    if ss.cfg_corpus not in corpus_options:
-        ss.cfg_corpus = corpus_options[0]
-    st.selectbox("Corpus", corpus_options, key="cfg_corpus", persist_state="session",
-                 format_func=lambda k, custom=(ss.custom_label or "your text"): custom if k == "custom" else BUILTIN_LABELS[k],
-                 help="Upload or paste your own text on the Data page.")
-    st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size", persist_state="session",
-                     help="Number of hidden units H (the size of h_t).")
-    st.slider("Sequence length", 1, 200, key="cfg_seq_length", persist_state="session",
-              help="Characters per window T: how far back in time each update backpropagates.")
-    st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size", persist_state="session",
-                     help="Parallel streams over equal parts of the text; loss and gradients are batch means.")
-    st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed", persist_state="session",
-                    help="Seeds the initial weights: the same seed gives the same starting model.")
-    st.divider()
-    st.caption("These apply immediately, even while training:")
-    if not isinstance(ss.cfg_learning_rate, (int, float)) or not math.isfinite(ss.cfg_learning_rate):
-        st.error(f"The learning rate {ss.cfg_learning_rate!r} is not a finite number; "
-                 f"kept the run's {run.trainer.learning_rate:g}.")
-        ss.cfg_learning_rate = run.trainer.learning_rate
-    if ss.cfg_learning_rate not in LR_OPTIONS:
-        LR_OPTIONS = sorted(set(LR_OPTIONS) | {ss.cfg_learning_rate})
-    st.select_slider("Learning rate", LR_OPTIONS, key="cfg_learning_rate", persist_state="session", format_func=lambda v: f"{v:g}",
-                     on_change=state.apply_live_settings, help="Step size (log scale).")
-    st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", persist_state="session", on_change=state.apply_live_settings,
-                 help="Adagrad is min-char-rnn's choice. Switching starts the new optimizer's memory afresh.")
-    st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip", persist_state="session",
-                     on_change=state.apply_live_settings,
-                     help="Every gradient entry is clipped to [−clip, clip] before the update.")
-    st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every", persist_state="session",
-                    on_change=state.apply_live_settings,
-                    help=f"A {SAMPLE_LENGTH}-character sample from the model as it trains. At most one every "
-                         f"{SAMPLE_SECONDS:g} s of training, so at thousands of iterations per second they come "
-                         "further apart than N.")
+    c, tr = run.config, run.trainer
+    rows = [("Corpus", run.corpus_label), ("Hidden size", c.hidden_size), ("Sequence length", c.seq_length),
+            ("Batch size", c.batch_size), ("Random seed", c.seed), ("Learning rate", f"{tr.learning_rate:g}"),
+            ("Optimizer", tr.optimizer_name), ("Gradient clip (±)", f"{tr.clip:g}"),
+            ("Sample every N iterations", c.sample_every)]
+    st.table({"setting": [r[0] for r in rows], "value": [str(r[1]) for r in rows]}, hide_index=True)
+    st.caption("You are watching this run: its owner sets these. *Make my own copy* in the sidebar gives you "
+               "a run of your own to change.")
 
-    changes = state.config_from_widgets().reset_changes(run.config)
-    if changes:
-        listed = ", ".join(f"{name.replace('_', ' ')} {old} → {new}" for name, new, old in changes)
-        st.warning(f"Press **Reset** to apply: {listed}. This starts a new model and discards the current "
-                   f"{count(run.iteration, 'iteration')} of training.", icon=":material/restart_alt:")
+
+if state.watching():
+    with settings:
+        watched_settings()
+else:
+    with settings:
+        st.subheader("Settings")
+        p1, p2 = st.columns(2)
+        p1.button("Classic", on_click=state.apply_preset, args=("classic",), width="stretch",
+                  help="min-char-rnn: batch 1, Adagrad, learning rate 0.1")
+        p2.button("Fast", on_click=state.apply_preset, args=("fast",), width="stretch",
+                  help="16 parallel streams with Adam (lr 0.005): reaches the classic setting’s 60-second loss in a few seconds")
+        corpus_options = list(BUILTIN_CORPORA) + (["custom"] if ss.custom_text else [])
+        if ss.cfg_corpus not in corpus_options:
+            ss.cfg_corpus = corpus_options[0]
+        st.selectbox("Corpus", corpus_options, key="cfg_corpus", persist_state="session",
+                     format_func=lambda k, custom=(ss.custom_label or "your text"): custom if k == "custom" else BUILTIN_LABELS[k],
+                     help="Upload or paste your own text on the Data page.")
+        st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size", persist_state="session",
+                         help="Number of hidden units H (the size of h_t).")
+        st.slider("Sequence length", 1, 200, key="cfg_seq_length", persist_state="session",
+                  help="Characters per window T: how far back in time each update backpropagates.")
+        st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size", persist_state="session",
+                         help="Parallel streams over equal parts of the text; loss and gradients are batch means.")
+        st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed", persist_state="session",
+                        help="Seeds the initial weights: the same seed gives the same starting model.")
+        st.divider()
+        st.caption("These apply immediately, even while training:")
+        if not isinstance(ss.cfg_learning_rate, (int, float)) or not math.isfinite(ss.cfg_learning_rate):
+            st.error(f"The learning rate {ss.cfg_learning_rate!r} is not a finite number; "
+                     f"kept the run's {run.trainer.learning_rate:g}.")
+            ss.cfg_learning_rate = run.trainer.learning_rate
+        if ss.cfg_learning_rate not in LR_OPTIONS:
+            LR_OPTIONS = sorted(set(LR_OPTIONS) | {ss.cfg_learning_rate})
+        st.select_slider("Learning rate", LR_OPTIONS, key="cfg_learning_rate", persist_state="session", format_func=lambda v: f"{v:g}",
+                         on_change=state.apply_live_settings, help="Step size (log scale).")
+        st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", persist_state="session", on_change=state.apply_live_settings,
+                     help="Adagrad is min-char-rnn's choice. Switching starts the new optimizer's memory afresh.")
+        st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip", persist_state="session",
+                         on_change=state.apply_live_settings,
+                         help="Every gradient entry is clipped to [−clip, clip] before the update.")
+        st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every", persist_state="session",
+                        on_change=state.apply_live_settings,
+                        help=f"A {SAMPLE_LENGTH}-character sample from the model as it trains. At most one every "
+                             f"{SAMPLE_SECONDS:g} s of training, so at thousands of iterations per second they come "
+                             "further apart than N.")
+
+        changes = state.config_from_widgets().reset_changes(run.config)
+        if changes:
+            listed = ", ".join(f"{name.replace('_', ' ')} {old} → {new}" for name, new, old in changes)
+            st.warning(f"Press **Reset** to apply: {listed}. This starts a new model and discards the current "
+                       f"{count(run.iteration, 'iteration')} of training.", icon=":material/restart_alt:")
+
 
 UNIT_KEYS = list(figures.UNITS)
 UNIT_BUTTONS = {"window": "per window (classic)", "nats": "nats/char", "bits": "bits/char", "perplexity": "perplexity"}

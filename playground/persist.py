@@ -422,6 +422,41 @@ def _sweep_forever() -> None:
             log.exception("saving idle sessions failed")
 
 
+def owner_handle(run_id: str) -> trainers.TrainerHandle | None:
+    """The trainer of the session in this server that last ran a script on ``run_id`` (what its
+    watchers follow), or None if no live session holds it."""
+    with _LIVE_GUARD:
+        holders = [sp for sp in _LIVE.values() if sp.run_id == run_id and sp.handle is not None]
+    if not holders:
+        return None
+    return max(holders, key=lambda sp: sp.seen_at).handle
+
+
+def watch_id(create: bool = False) -> str | None:
+    """The watch id of this session's run (made now if ``create`` and the run has a link)."""
+    sp, store = _session(), get_store()
+    if store is None or not sp.linked:
+        return None
+    current = store.watch_id_of(sp.run_id)
+    if current is None and create:
+        current = store.new_watch_link(sp.run_id)
+    return current
+
+
+def new_watch_id() -> str | None:
+    """Close the current watch link of this session's run and make a new one."""
+    sp, store = _session(), get_store()
+    if store is None or not sp.linked:
+        return None
+    return store.new_watch_link(sp.run_id)
+
+
+def begin_own_run() -> None:
+    """The session leaves watch mode with a run of its own (a fork): a new run id, no link yet."""
+    st.session_state.pop(SESSION_KEY, None)
+    _session()
+
+
 def _flush_holders(run_id: str) -> None:
     """Before a new session opens ``run_id``: write the run of live sessions holding it as it is
     now. A holder whose tab is gone (the tab being reloaded) is released too: the new session
@@ -496,7 +531,7 @@ def _sync_url(sp: SessionPersist) -> None:
         st.query_params[QUERY_KEY] = sp.run_id
 
 
-def _adopt_text(run: Run) -> None:
+def adopt_text(run: Run) -> None:
     """A run on custom text brings its text along, so Reset with unchanged settings works."""
     if run.config.corpus == "custom":
         st.session_state.custom_text = run_text(run)
@@ -536,7 +571,7 @@ def restore_from_url() -> Run | None:
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
-                _adopt_text(run)
+                adopt_text(run)
                 _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at iteration "
                                   f"{run.iteration:,}.")
                 return run
@@ -640,7 +675,7 @@ def adopt_run(run: Run) -> None:
     state._show(run)
     ss.running = False
     state.load_config_into_widgets(run.config)
-    _adopt_text(run)
+    adopt_text(run)
     save_now()
 
 
@@ -657,13 +692,18 @@ def status() -> SaveStatus:
     return _session().status
 
 
+def app_base_url(page_url: str | None) -> str:
+    """The app's address from a page's URL (the start page's path: no query, no page name)."""
+    base = (page_url or "").split("?")[0].rstrip("/")
+    for suffix in ("/files",):   # the Save & load page's own path: the link opens the app's start page
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base
+
+
 def run_link(page_url: str | None) -> str | None:
     """Absolute link to this run: the app's address plus ?run=<id> (None before the first save)."""
     sp = _session()
     if not sp.linked:
         return None
-    base = (page_url or "").split("?")[0].rstrip("/")
-    for suffix in ("/files",):   # the Save & load page's own path: the link opens the app's start page
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    return f"{base}/?{QUERY_KEY}={sp.run_id}"
+    return f"{app_base_url(page_url)}/?{QUERY_KEY}={sp.run_id}"

@@ -16,7 +16,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import figures, persist, trainers
+from playground import figures, persist, trainers, watch
 from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
@@ -30,6 +30,7 @@ VIEW_SECONDS = 2.0     # while training, pages read a snapshot at most this old
 # milliseconds and the browser more (bench/dashboard_overhead.py).
 LIVE_REFRESH_SECONDS = 3.0
 MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
+WATCH_PAUSED_TICK_SECONDS = 2.0   # a watcher of a paused run looks this often for its owner's Start
 
 
 def live_interval() -> float | None:
@@ -64,11 +65,59 @@ def locked(func):
     return wrapper
 
 
+def watching() -> bool:
+    """True in a watch session: someone else's run, shown live, with no controls."""
+    return isinstance(st.session_state.get("trainer"), watch.WatchHandle)
+
+
+def owner_only(func):
+    """A control callback: run under the session's lock, and in a watch session refused with a
+    sentence (the WatchHandle would refuse it too; this keeps the refusal off the page as an error)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if watching():
+            flash("error", "This is a watch link: only the run's owner can change it. Press "
+                           "*Make my own copy* in the sidebar to train a copy of your own.")
+            return None
+        with run_lock():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def _open_watch_link() -> bool:
+    """At session start, for a ``?watch=<id>`` link: become a watch session. False (with a sentence)
+    when the link does not open a run; the session then starts a run of its own."""
+    ss = st.session_state
+    requested = st.query_params.get(watch.QUERY_KEY)
+    if not requested:
+        return False
+    store = persist.get_store()
+    try:
+        if store is None:
+            raise watch.WatchClosed("saved runs are not available on this server")
+        handle = watch.WatchHandle(store, requested, persist.owner_handle)
+    except (watch.WatchClosed, ValueError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, watch.WatchClosed) else "the run behind it could not be read"
+        flash("warning", f"That watch link does not open a run ({markdown_text(reason)}); this is a new run "
+                         "of your own.")
+        st.query_params.pop(watch.QUERY_KEY, None)
+        return False
+    ss.trainer = handle
+    ss.run = ss.trainer_view = handle.latest
+    ss.running = handle.running
+    return True
+
+
 def init_session() -> None:
-    """Create the session's defaults and its run (the classic setting on Shakespeare)."""
+    """Create the session's defaults and its run (the classic setting on Shakespeare), or, for a
+    watch link, the run it shows."""
     ss = st.session_state
     for key, value in UI_DEFAULTS.items():
         ss.setdefault(key, value)
+    if "run" not in ss and _open_watch_link() or watching():
+        for f in fields(RunConfig):
+            ss.setdefault(f"cfg_{f.name}", getattr(ss.run.config, f.name))
+        return
     if "run" not in ss:
         # A ?run=<id> link continues that saved run; otherwise a fresh one, on another built-in
         # text (with a sentence saying so) if the classic one cannot be read.
@@ -129,6 +178,8 @@ def trainer() -> trainers.TrainerHandle:
     snapshot the handle took outside a script run (the saver's sweeper) becomes the session's view."""
     ss = st.session_state
     handle = ss.get("trainer")
+    if isinstance(handle, watch.WatchHandle):    # someone else's run: never replaced from here
+        return handle
     if handle is None:
         handle = ss.trainer = trainers.get_pool().handle(ss.run)
     elif ss.run is not ss.get("trainer_view"):
@@ -151,7 +202,7 @@ def get_run() -> Run:
     """The run the pages read: while training, a snapshot at most VIEW_SECONDS old."""
     ss = st.session_state
     handle = trainer()
-    if ss.get("running") and handle.running:
+    if watching() or ss.get("running") and handle.running:   # a watcher's owner may also Step or Reset
         return _show(_survive(lambda: handle.snapshot(max_age=VIEW_SECONDS), ss.run))
     return ss.run
 
@@ -188,7 +239,7 @@ def show_flash() -> None:
 
 
 # ---------------------------------------------------------------- callbacks (run before the rerun)
-@locked
+@owner_only
 def start() -> None:
     ss = st.session_state
     handle = trainer()
@@ -203,7 +254,7 @@ def start() -> None:
     ss.sent_stop_at = ss.get("stop_at") or None
 
 
-@locked
+@owner_only
 def pause() -> None:
     ss = st.session_state
     ss.running = False
@@ -212,7 +263,7 @@ def pause() -> None:
     persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
 
 
-@locked
+@owner_only
 def step_once() -> None:
     st.session_state.running = False
     run, alert = trainer().step(1)
@@ -221,7 +272,7 @@ def step_once() -> None:
         flash("error", alert)
 
 
-@locked
+@owner_only
 def apply_live_settings() -> None:
     """on_change of learning rate, optimizer, clip, sample interval: applied to the running model."""
     try:
@@ -232,7 +283,7 @@ def apply_live_settings() -> None:
         flash("error", f"That setting was not applied: {markdown_text(exc)}")
 
 
-@locked
+@owner_only
 def new_run_from_widgets() -> None:
     """Reset: a fresh model from the draft settings and corpus. A bad setting keeps the old run."""
     ss = st.session_state
@@ -262,25 +313,64 @@ def new_run_from_widgets() -> None:
         flash("success", done)
 
 
-@locked
+@owner_only
 def apply_preset(name: str) -> None:
     current = config_from_widgets()
     preset = PRESETS[name]
     load_config_into_widgets(RunConfig(**{**asdict(preset), "corpus": current.corpus, "seed": current.seed}))
 
 
+def make_own_copy() -> None:
+    """A watcher's "Make my own copy": a private run continuing from the weights and optimizer state
+    on screen, trained in this session from now on; the owner's run is untouched."""
+    ss = st.session_state
+    handle = ss.get("trainer")
+    if not isinstance(handle, watch.WatchHandle):
+        return
+    with run_lock():
+        run = watch.fork(_survive(lambda: handle.snapshot(), ss.run))
+        ss.trainer = trainers.get_pool().handle(run)
+        ss.run = ss.trainer_view = run
+        ss.running = False
+        load_config_into_widgets(run.config)
+        persist.begin_own_run()
+        persist.adopt_text(run)
+        persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)   # so this rerun already shows its link
+    st.query_params.pop(watch.QUERY_KEY, None)
+    flash("success", f"This is your own copy, at iteration {run.iteration:,}: press Start to train it. "
+                     "The run you were watching goes on without you.")
+
+
+def _run_summary(run: Run) -> None:
+    st.markdown("### Watching a run" if watching() else "### Current run")
+    c = run.config
+    st.caption(f"**{markdown_text(run.corpus_label)}** · {run.vocab.size} characters in vocabulary · "
+               f"{len(run.trainer.data):,} training characters")
+    st.caption(f"hidden {c.hidden_size} · seq {c.seq_length} · batch {c.batch_size} · "
+               f"{run.trainer.optimizer_name} lr {run.trainer.learning_rate:g} · clip {run.trainer.clip:g}")
+
+
+def _watch_sidebar() -> None:
+    st.caption("You are watching someone else's run as it trains: every page shows its current weights. "
+               "Its owner starts and pauses it.")
+    st.button("Make my own copy", key="btn_fork", on_click=make_own_copy, icon=":material/fork_right:",
+              width="stretch", type="primary",
+              help="A run of your own from exactly these weights and optimizer state, trained in your "
+                   "browser session from now on. The run you are watching is not affected.")
+    training_status()
+
+
 # ---------------------------------------------------------------- shared sidebar
 def sidebar() -> None:
-    """Run summary and Start / Pause / Step / Reset, on every page."""
+    """Run summary and Start / Pause / Step / Reset, on every page (for a watcher: the summary,
+    the live count and Make my own copy)."""
     ss = st.session_state
     run = get_run()
     with st.sidebar:
-        st.markdown("### Current run")
-        c = run.config
-        st.caption(f"**{markdown_text(run.corpus_label)}** · {run.vocab.size} characters in vocabulary · "
-                   f"{len(run.trainer.data):,} training characters")
-        st.caption(f"hidden {c.hidden_size} · seq {c.seq_length} · batch {c.batch_size} · "
-                   f"{run.trainer.optimizer_name} lr {run.trainer.learning_rate:g} · clip {run.trainer.clip:g}")
+        _run_summary(run)
+        if watching():
+            _watch_sidebar()
+            return
         left, right = st.columns(2)
         if ss.running:
             left.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
@@ -303,9 +393,39 @@ def sidebar() -> None:
         training_status()
 
 
+def _watch_tick() -> trainers.Progress | None:
+    """A watcher's tick: the owner's progress; a rerun when the run started, stopped or changed, so
+    the pages follow; a sentence when the owner closed the link."""
+    ss = st.session_state
+    handle = ss.trainer
+    with run_lock():
+        try:
+            if handle.closed:
+                flash("warning", "The owner closed this watch link, so the run is no longer shown here. "
+                                 "Ask for the new link, or train a run of your own.")
+                ss.trainer = None
+                for key in ("run", "trainer_view"):
+                    ss.pop(key, None)
+                ss.running = False
+                st.query_params.pop(watch.QUERY_KEY, None)
+                st.rerun()
+            progress = handle.progress()
+        except trainers.WorkerDied:
+            return None
+        before = ss.run
+        if progress.running != ss.running or progress.iteration < before.iteration or (
+                not progress.running and progress.iteration != before.iteration):
+            ss.running = progress.running
+            _show(_survive(lambda: handle.snapshot(), before))
+            st.rerun()
+    return progress
+
+
 def _tick() -> trainers.Progress | None:
     """Ask the worker how the run is doing; act on what it says (a stop by itself, a restart)."""
     ss = st.session_state
+    if watching():
+        return _watch_tick()
     with run_lock():
         if not ss.running:
             return None
@@ -351,14 +471,17 @@ def _status_body(progress: trainers.Progress | None) -> None:
                                else (run.iteration, run.trainer.smooth_loss, run.bits_per_char))
     st.markdown(f"**Iteration {iteration:,}** · {state}")
     st.caption(f"smoothed loss {smooth:.2f} per window · {bits:.3f} bits/char")
-    problem = persist.save_problem()
+    problem = None if watching() else persist.save_problem()   # a watcher saves nothing
     if problem:   # here, beside the controls, on every page and every tick until a save succeeds
         st.error(problem, icon=":material/sd_card_alert:")
 
 
 def training_status() -> None:
-    """The one place training advances: a sidebar fragment that ticks while running."""
+    """The one place training advances: a sidebar fragment that ticks while running (and, for a
+    watcher, slowly while the owner has paused, to notice the next Start)."""
     interval = TICK_SECONDS if st.session_state.running else None
+    if interval is None and watching():
+        interval = WATCH_PAUSED_TICK_SECONDS
 
     @st.fragment(run_every=interval)
     def status() -> None:

@@ -45,6 +45,8 @@ RUN_FILE_SUFFIX = ".npz"
 _TEMP_PREFIX = "."
 _TEMP_SUFFIX = ".tmp"
 LOCK_FILE_NAME = ".lock"
+WATCH_SUFFIX = ".watch"         # <watch_id>.watch: the run id a watch link shows
+WATCHING_SUFFIX = ".watching"   # <run_id>.watching: the run's current watch id
 _ANY = object()   # save_unless_changed's "whatever is stored"
 # ASCII letters, digits, "_" and "-" only: no ".", "/", "\\" or NUL, so no traversal is expressible.
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -279,12 +281,78 @@ class RunStore:
         return self.path_for(run_id).is_file()
 
     def delete(self, run_id: str) -> bool:
-        """Remove the run; True if a file was removed, False if there was none."""
+        """Remove the run (and its watch link); True if a file was removed, False if there was none."""
+        path = self.path_for(run_id)
+        with self._exclusive():
+            self._prune_watch_links({run_id})
+            return _unlink_quietly(path)
+
+    # ------------------------------------------------------------ watch links
+    # A run's watch link has its own id: ``<watch_id>.watch`` holds the run id it shows, and
+    # ``<run_id>.watching`` the run's current watch id. A new watch link (revoking the old one)
+    # replaces both under the lock, so an old watch id never opens the run again.
+    def watch_id_of(self, run_id: str) -> str | None:
+        """The run's current watch id, None if it has none."""
+        watch_id = self._read_small(self.data_dir / (_check_run_id(run_id) + WATCHING_SUFFIX))
+        return watch_id if is_valid_run_id(watch_id) else None
+
+    def run_of_watch(self, watch_id: str) -> str | None:
+        """The run a watch id shows, None if there is no such (or no longer any such) watch link."""
+        run_id = self._read_small(self.data_dir / (_check_run_id(watch_id) + WATCH_SUFFIX))
+        if not is_valid_run_id(run_id) or self.watch_id_of(run_id) != watch_id:
+            return None
+        return run_id
+
+    def new_watch_link(self, run_id: str) -> str:
+        """A fresh watch id for the run; its previous watch id (if any) stops working."""
+        _check_run_id(run_id)
+        watch_id = new_run_id()
+        with self._exclusive():
+            old = self.watch_id_of(run_id)
+            self._write_small(self.data_dir / (watch_id + WATCH_SUFFIX), run_id)
+            self._write_small(self.data_dir / (run_id + WATCHING_SUFFIX), watch_id)
+            if old is not None:
+                _unlink_quietly(self.data_dir / (old + WATCH_SUFFIX))
+        return watch_id
+
+    def _write_small(self, path: Path, text: str) -> None:
+        fd, temp_name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{path.stem}.", suffix=_TEMP_SUFFIX,
+                                         dir=self.data_dir)
         try:
-            self.path_for(run_id).unlink()
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(text)
+            os.replace(temp_name, path)
+        except BaseException:
+            _unlink_quietly(Path(temp_name))
+            raise
+
+    @staticmethod
+    def _read_small(path: Path) -> str | None:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, flags)
+        except (FileNotFoundError, OSError):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(128)      # an id is at most 64 characters: anything longer is not ours
+        try:
+            return data.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+
+    def _prune_watch_links(self, removed: set[str]) -> None:
+        """(Lock held.) Watch links of runs that were removed."""
+        try:
+            with os.scandir(self.data_dir) as scan:
+                names = [e.name for e in scan]
         except FileNotFoundError:
-            return False
-        return True
+            return
+        for name in names:
+            if name.endswith(WATCHING_SUFFIX) and name[: -len(WATCHING_SUFFIX)] in removed:
+                watch_id = self._read_small(self.data_dir / name)
+                _unlink_quietly(self.data_dir / name)
+                if is_valid_run_id(watch_id):
+                    _unlink_quietly(self.data_dir / (watch_id + WATCH_SUFFIX))
 
     def _entries(self) -> list[os.DirEntry]:
         """Directory entries of run files and temp files (unstatted)."""
@@ -352,6 +420,8 @@ class RunStore:
                 if _unlink_quietly(self.data_dir / (run.run_id + RUN_FILE_SUFFIX)):
                     removed.append(run.run_id)
                 total -= run.size
+            if removed:
+                self._prune_watch_links(set(removed))
         return removed
 
 

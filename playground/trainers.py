@@ -195,6 +195,10 @@ class _Slot:
             alert, reached, self.alert, self.reached = self.alert, self.reached, None, None
             return Progress(**{**self.published.__dict__, "alert": alert, "reached": reached})
 
+    def peek_progress(self) -> Progress:
+        with self.news:
+            return self.published
+
     def snapshot(self) -> bytes:
         """Under the lock: the run as it is between two steps."""
         return pack(self.run)
@@ -239,6 +243,8 @@ class _Worker:
                 self.reply(req_id, False, KeyError(f"no run {key[:6]} in this worker"))
             elif op == "progress":   # answered here: it needs no lock, so it never queues behind a step
                 self.reply(req_id, True, slot.take_progress())
+            elif op == "peek":       # the same for a watcher: the news stays for the run's owner
+                self.reply(req_id, True, slot.peek_progress())
             else:
                 slot.commands.put((req_id, op, payload))
 
@@ -699,6 +705,14 @@ class TrainerHandle:
                 self._stopped()
                 self._fresh = False
             return p
+
+    def peek(self) -> Progress:
+        """Progress for someone watching this run: like ``progress`` but it changes nothing (the
+        owner still gets its alerts and stops)."""
+        with self._lock:
+            if not self.placed:
+                return progress_of(self.latest, False)
+            return self._call("peek")
 
     def snapshot(self, max_age: float = 0.0) -> Run:
         """A consistent copy of the whole run, at most ``max_age`` seconds old (0: now). While
