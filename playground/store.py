@@ -127,14 +127,19 @@ class RunInfo(NamedTuple):
 
 # One lock per directory, shared by every RunStore instance in this process, so that sessions
 # that each build their own store still serialise pruning against saves.
-_DIR_LOCKS: dict[str, threading.Lock] = {}
+# Re-entrant: a thread holding it (pruning) may delete a run, which takes it too.
+_DIR_LOCKS: dict[str, threading.RLock] = {}
 _DIR_LOCKS_GUARD = threading.Lock()
+_FLOCKED = threading.local()   # .dirs: the directories whose flock this thread holds
 
 
-def _lock_for(directory: Path) -> threading.Lock:
-    key = os.path.normcase(os.path.abspath(directory))
+def _dir_key(directory: Path) -> str:
+    return os.path.normcase(os.path.abspath(directory))
+
+
+def _lock_for(directory: Path) -> threading.RLock:
     with _DIR_LOCKS_GUARD:
-        return _DIR_LOCKS.setdefault(key, threading.Lock())
+        return _DIR_LOCKS.setdefault(_dir_key(directory), threading.RLock())
 
 
 def _version_of(stat: os.stat_result) -> str:
@@ -191,7 +196,9 @@ class RunStore:
     def _exclusive(self):
         """This process's lock for the directory, then (across processes) an flock on its lock file."""
         with self._lock:
-            if fcntl is None:
+            held = _FLOCKED.__dict__.setdefault("dirs", set())
+            key = _dir_key(self.data_dir)
+            if fcntl is None or key in held:   # no flock here, or this thread has it already
                 yield
                 return
             self._ensure_dir()
@@ -199,8 +206,10 @@ class RunStore:
                          0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                held.add(key)
                 yield
             finally:
+                held.discard(key)
                 os.close(fd)      # closing releases the flock
 
     def save(self, run_id: str, payload: bytes) -> Path:

@@ -9,30 +9,14 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import persist, trainers, watch
-from playground.run import Run, RunConfig
+from playground import persist, watch
+from playground.run import RunConfig
 from playground.store import RunStore, new_run_id
 from playground.trainers import TrainerPool
 from rnn_core import PARAM_NAMES
+from tests.test_trainers import small_run, wait_for
 
-POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
-DEADLINE = 60.0
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
-
-
-def small_run() -> Run:
-    return Run(RunConfig(corpus="custom", hidden_size=16, seq_length=10), POEM, "poems")
-
-
-def wait_for(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)   # poll interval of a condition wait
 
 
 @pytest.fixture(scope="module")
