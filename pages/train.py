@@ -20,7 +20,9 @@ ss = st.session_state
 st.title("Train a character-level RNN")
 st.caption(r"$h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$,  $y_t = W_{hy} h_t + b_y$,  "
            r"$p_t = \mathrm{softmax}(y_t)$: "
-           "min-char-rnn's model, trained by backprop through time. Press **Start** in the sidebar.")
+           "min-char-rnn's model, trained by backprop through time. "
+           + ("You are watching this run: it trains when its owner presses Start." if state.watching()
+              else "Press **Start** in the sidebar."))
 
 if run.alert and run.alert != flashed:
     st.warning(run.alert, icon=":material/warning:")
