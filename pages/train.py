@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from playground import compare, figures, state
+from playground import compare, experiment, figures, persist, state
 from playground.escape import markdown_text
 from playground.textviews import count, reveal_invisible
 from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
@@ -27,8 +27,20 @@ st.caption(r"$h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$,  $y_t = W_{hy} h_
 if run.alert and run.alert != flashed:
     st.warning(run.alert, icon=":material/warning:")
 
-LR_OPTIONS = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+LR_OPTIONS = list(experiment.LEARNING_RATES)
 settings, live = st.columns([1.4, 3], gap="large")
+
+def experiment_link() -> None:
+    """The settings above (and the chart's unit and smoothing) as a link that starts a fresh run."""
+    with st.popover("Copy link to this experiment", icon=":material/share:", width="stretch"):
+        draft = state.config_from_widgets()
+        query = experiment.query(draft, ss.get("loss_unit") or "window", ss.get("loss_smoothing"))
+        st.code(f"{persist.app_base_url(st.context.url)}/?{query}", language=None, wrap_lines=True)
+        st.caption("Whoever opens this link gets a fresh run with exactly these settings (not your trained "
+                   "run: that is the private link on Save & load)."
+                   + (" Your own text is not in the link: it names Shakespeare instead."
+                      if draft.corpus == "custom" else ""))
+
 
 def watched_settings() -> None:
     """A watcher's settings column: the run's settings, read-only (its owner sets them)."""
@@ -60,11 +72,11 @@ else:
         st.selectbox("Corpus", corpus_options, key="cfg_corpus", persist_state="session",
                      format_func=lambda k, custom=(ss.custom_label or "your text"): custom if k == "custom" else BUILTIN_LABELS[k],
                      help="Upload or paste your own text on the Data page.")
-        st.select_slider("Hidden size", [8, 16, 32, 64, 100, 128, 192, 256, 384, 512], key="cfg_hidden_size", persist_state="session",
+        st.select_slider("Hidden size", experiment.HIDDEN_SIZES, key="cfg_hidden_size", persist_state="session",
                          help="Number of hidden units H (the size of h_t).")
         st.slider("Sequence length", 1, 200, key="cfg_seq_length", persist_state="session",
                   help="Characters per window T: how far back in time each update backpropagates.")
-        st.select_slider("Batch size", [1, 2, 4, 8, 16, 32, 64, 128], key="cfg_batch_size", persist_state="session",
+        st.select_slider("Batch size", experiment.BATCH_SIZES, key="cfg_batch_size", persist_state="session",
                          help="Parallel streams over equal parts of the text; loss and gradients are batch means.")
         st.number_input("Random seed", 0, 2**32 - 1, step=1, key="cfg_seed", persist_state="session",
                         help="Seeds the initial weights: the same seed gives the same starting model.")
@@ -80,7 +92,7 @@ else:
                          on_change=state.apply_live_settings, help="Step size (log scale).")
         st.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer", persist_state="session", on_change=state.apply_live_settings,
                      help="Adagrad is min-char-rnn's choice. Switching starts the new optimizer's memory afresh.")
-        st.select_slider("Gradient clip (±)", [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0], key="cfg_clip", persist_state="session",
+        st.select_slider("Gradient clip (±)", experiment.CLIPS, key="cfg_clip", persist_state="session",
                          on_change=state.apply_live_settings,
                          help="Every gradient entry is clipped to [−clip, clip] before the update.")
         st.number_input("Sample every N iterations", 1, 100_000, step=50, key="cfg_sample_every", persist_state="session",
@@ -94,12 +106,13 @@ else:
             listed = ", ".join(f"{name.replace('_', ' ')} {old} → {new}" for name, new, old in changes)
             st.warning(f"Press **Reset** to apply: {listed}. This starts a new model and discards the current "
                        f"{count(run.iteration, 'iteration')} of training.", icon=":material/restart_alt:")
+        experiment_link()
 
 
 UNIT_KEYS = list(figures.UNITS)
 UNIT_BUTTONS = {"window": "per window (classic)", "nats": "nats/char", "bits": "bits/char", "perplexity": "perplexity"}
 CLASSIC_SMOOTHING = figures.CLASSIC_SMOOTHING
-SMOOTHING_OPTIONS = [CLASSIC_SMOOTHING, 0.0, 0.6, 0.9, 0.95, 0.99, 0.995, 0.999]
+SMOOTHING_OPTIONS = list(experiment.SMOOTHINGS)
 
 
 def _compact(n: int) -> str:

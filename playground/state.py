@@ -16,7 +16,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import figures, persist, trainers, watch
+from playground import experiment, figures, persist, trainers, watch
 from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
@@ -123,10 +123,19 @@ def init_session() -> None:
         # text (with a sentence saying so) if the classic one cannot be read.
         run = persist.restore_from_url()
         if run is None:
-            run, problem = builtin_run_or_fallback(PRESETS["classic"])
+            config, view, problems = PRESETS["classic"], {}, []
+            if experiment.is_experiment_link(st.query_params):   # a fresh run with the link's settings
+                config, view, problems = experiment.parse(st.query_params.to_dict())
+            run, problem = builtin_run_or_fallback(config)
+            said = [ss.get("flash")[1]] if ss.get("flash") else []   # e.g. why the run in the link could not be opened
+            if problems:   # the link's values are the sender's text: shown escaped
+                said.append(markdown_text(experiment.sentence(problems)))
             if problem:
-                earlier = ss.get("flash")       # e.g. why the run in the link could not be opened
-                flash("warning", f"{earlier[1]} {problem}" if earlier else problem)
+                said.append(problem)
+            if said:
+                flash("warning", " ".join(said))
+            load_config_into_widgets(run.config)
+            ss.update(view)
         ss.run = run
     handle = trainer()
     if ss.running and not handle.running:
