@@ -30,6 +30,13 @@ VIEW_SECONDS = 2.0     # while training, pages read a snapshot at most this old
 # milliseconds and the browser more (bench/dashboard_overhead.py).
 LIVE_REFRESH_SECONDS = 3.0
 MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
+# Keyboard shortcuts: Streamlit's own (st.button's shortcut), so no component is needed. "R" and
+# "C" are Streamlit's (rerun, clear cache) and cannot be used; Reset discards training, so it takes
+# two keys.
+SHORTCUTS = {"start": "Space", "step": "Right", "reset": "Shift+N"}
+SHORTCUT_HELP = ("**Keyboard shortcuts** (anywhere in the app, except while typing in a box)\n\n"
+                 "| key | does |\n|---|---|\n| Space | Start / Pause |\n| → | Step one iteration |\n"
+                 "| Shift+N | Reset: a new model from the Train page's settings |")
 WATCH_PAUSED_TICK_SECONDS = 2.0   # a watcher of a paused run looks this often for its owner's Start
 
 
@@ -383,15 +390,15 @@ def sidebar() -> None:
         left, right = st.columns(2)
         if ss.running:
             left.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
-                        width="stretch")
+                        width="stretch", shortcut=SHORTCUTS["start"])
         else:
             left.button("Start", key="btn_start", on_click=start, type="primary", icon=":material/play_arrow:",
-                        width="stretch")
+                        width="stretch", shortcut=SHORTCUTS["start"])
         right.button("Step", key="btn_step", on_click=step_once, icon=":material/skip_next:",
-                     width="stretch", help="Train exactly one iteration")
+                     width="stretch", help="Train exactly one iteration", shortcut=SHORTCUTS["step"])
         pending = config_from_widgets().reset_changes(run.config)
         st.button("Reset", key="btn_reset", on_click=new_run_from_widgets, icon=":material/restart_alt:",
-                  width="stretch", type="primary" if pending else "secondary",
+                  width="stretch", type="primary" if pending else "secondary", shortcut=SHORTCUTS["reset"],
                   help="Start a fresh model from the settings on the Train page. "
                        f"The current {run.iteration:,} iterations of training are discarded.")
         st.number_input("Pause at iteration", min_value=0, max_value=MAX_STOP_AT, step=1000, key="stop_at",
@@ -400,6 +407,8 @@ def sidebar() -> None:
                              "the model at a planned moment in a lecture. 0: never. A number the run has "
                              "already passed is ignored.")
         training_status()
+        with st.popover("Keyboard shortcuts", icon=":material/keyboard:", width="stretch"):
+            st.markdown(SHORTCUT_HELP)
 
 
 def _watch_tick() -> trainers.Progress | None:

@@ -1,0 +1,68 @@
+"""Keyboard shortcuts and experiment links in a real browser: Space starts and pauses training, →
+steps once, and an experiment link opened in a new context starts a fresh run with its settings.
+"""
+from __future__ import annotations
+
+import pytest
+
+try:
+    from playwright.sync_api import expect
+except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
+    expect = None
+
+from .harness import (AppServerError, assert_no_exception, open_app, pause_button, read_iteration, serve_app,
+                      sidebar, start_button, wait_idle, wait_iteration_at_least, wait_training_past)
+
+pytestmark = pytest.mark.browser
+
+
+def test_space_starts_and_pauses_training_and_right_steps_once(browser, tmp_path):
+    try:
+        with serve_app(tmp_path / "runs") as server:
+            context, page = open_app(browser, server.url)
+            try:
+                page.locator("[data-testid='stMain'] h1").first.click()   # focus on the page, not a box
+                page.keyboard.press("ArrowRight")
+                wait_iteration_at_least(page, 1)
+                wait_idle(page)
+                assert read_iteration(page) == 1
+                page.keyboard.press("Space")
+                pause_button(page).wait_for(state="visible")
+                wait_training_past(page, 300)
+                page.keyboard.press("Space")
+                start_button(page).wait_for(state="visible")
+                wait_idle(page)
+                stopped = read_iteration(page)
+                assert stopped >= 300
+                wait_idle(page)
+                assert read_iteration(page) == stopped and start_button(page).count()   # it holds
+                assert_no_exception(page)
+            finally:
+                context.close()
+    except AppServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def test_an_experiment_link_opens_a_fresh_run_with_its_settings(browser, tmp_path):
+    try:
+        with serve_app(tmp_path / "runs") as server:
+            sender_context, sender = open_app(browser, f"{server.url}/?exp=1&corpus=hello&hidden_size=32"
+                                                       f"&learning_rate=0.05&seq_length=12&loss_unit=bits")
+            contexts = [sender_context]
+            try:
+                expect(sidebar(sender).get_by_text("hidden 32 · seq 12")).to_be_visible()
+                sender.get_by_text("Copy link to this experiment").click()
+                code = sender.locator("[data-testid='stCode']").filter(has_text="exp=1").first
+                link = code.inner_text().replace("\n", "")
+                assert "hidden_size=32" in link and "loss_unit=bits" in link
+                receiver_context, receiver = open_app(browser, link)
+                contexts.append(receiver_context)
+                expect(sidebar(receiver).get_by_text("hidden 32 · seq 12")).to_be_visible()
+                expect(sidebar(receiver).get_by_text("lr 0.05")).to_be_visible()
+                assert read_iteration(receiver) == 0                  # a fresh run, not the sender's
+                assert_no_exception(receiver)
+            finally:
+                for context in contexts:
+                    context.close()
+    except AppServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
