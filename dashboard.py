@@ -19,5 +19,10 @@ PAGES = [
 # Each page starts with state.page_setup() (session state, sidebar), so it also runs on its own.
 from playground import state  # noqa: E402
 
+PRESENTER = st.Page("pages/present.py", title="Presenter", icon=":material/co_present:")
+
 with state.run_lock():   # a training tick still running in a fragment's thread finishes first
-    st.navigation(PAGES).run()
+    if state.presenting():   # the projector's one screen, whatever page the URL names; no navigation
+        st.navigation([PRESENTER], position="hidden").run()
+    else:
+        st.navigation(PAGES).run()

@@ -897,3 +897,29 @@ def spectral_radius_figure(iterations, radius, *, max_points: int = 2000) -> go.
     if x.size < 3:   # too few points for sensible automatic ticks (a lone point gets fractional ones)
         fig.update_xaxes(tickvals=x, tickformat=",d")
     return fig
+
+
+PRESENTER_FONT_PX = 24
+PRESENTER_LINE_PX = 4
+
+
+def for_projector(fig: go.Figure, *, height: int = 520) -> go.Figure:
+    """``fig`` restyled for a projector seen from the back row: text at least PRESENTER_FONT_PX,
+    every drawn line at least PRESENTER_LINE_PX wide (filled bands keep their edges off)."""
+    fig.update_layout(font=dict(size=PRESENTER_FONT_PX), height=height,
+                      title=dict(font=dict(size=PRESENTER_FONT_PX + 4)),
+                      legend=dict(font=dict(size=PRESENTER_FONT_PX), orientation="h", x=0, xanchor="left",
+                                  y=-0.45, yanchor="top"),
+                      margin=dict(b=150))
+    fig.update_xaxes(title_font=dict(size=PRESENTER_FONT_PX), tickfont=dict(size=PRESENTER_FONT_PX))
+    fig.update_yaxes(title_font=dict(size=PRESENTER_FONT_PX), tickfont=dict(size=PRESENTER_FONT_PX))
+    for trace in fig.data:
+        if getattr(trace, "type", "") != "scatter" or (trace.fill not in (None, "none")):
+            continue
+        if trace.line.width == 0:          # a band's invisible edge
+            continue
+        if "lines" in (trace.mode or "lines"):
+            trace.line.width = max(trace.line.width or 0, PRESENTER_LINE_PX)
+    for annotation in fig.layout.annotations:
+        annotation.font.size = max(annotation.font.size or 0, PRESENTER_FONT_PX)
+    return fig

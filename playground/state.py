@@ -33,10 +33,12 @@ MAX_STOP_AT = 10**9    # "Pause at iteration": the largest value the input takes
 # Keyboard shortcuts: Streamlit's own (st.button's shortcut), so no component is needed. "R" and
 # "C" are Streamlit's (rerun, clear cache) and cannot be used; Reset discards training, so it takes
 # two keys.
-SHORTCUTS = {"start": "Space", "step": "Right", "reset": "Shift+N"}
+SHORTCUTS = {"start": "Space", "step": "Right", "reset": "Shift+N", "present": "P"}
 SHORTCUT_HELP = ("**Keyboard shortcuts** (anywhere in the app, except while typing in a box)\n\n"
                  "| key | does |\n|---|---|\n| Space | Start / Pause |\n| → | Step one iteration |\n"
-                 "| Shift+N | Reset: a new model from the Train page's settings |")
+                 "| Shift+N | Reset: a new model from the Train page's settings |\n"
+                 "| P | Presenter mode on / off |")
+PRESENT_KEY = "present"   # ?present=1: presenter mode (the projector's one-screen view)
 WATCH_PAUSED_TICK_SECONDS = 2.0   # a watcher of a paused run looks this often for its owner's Start
 
 
@@ -336,6 +338,30 @@ def apply_preset(name: str) -> None:
     load_config_into_widgets(RunConfig(**{**asdict(preset), "corpus": current.corpus, "seed": current.seed}))
 
 
+def presenting() -> bool:
+    """Presenter mode: one screen for a projector (``?present=1``, or the sidebar's toggle)."""
+    ss = st.session_state
+    if "presenting" not in ss:
+        ss.presenting = st.query_params.get(PRESENT_KEY) == "1"
+    return ss.presenting
+
+
+def toggle_presenter() -> None:
+    ss = st.session_state
+    ss.presenting = not presenting()
+    if ss.presenting:
+        st.query_params[PRESENT_KEY] = "1"
+    else:
+        st.query_params.pop(PRESENT_KEY, None)
+
+
+def presenter_button(where=st, **kwargs) -> None:
+    label = "Leave presenter mode" if presenting() else "Presenter mode"
+    where.button(label, key="btn_present", on_click=toggle_presenter, icon=":material/co_present:",
+                 shortcut=SHORTCUTS["present"], help="One screen for a projector: the loss, the latest sample "
+                 "and the controls in large type (P).", **kwargs)
+
+
 def make_own_copy() -> None:
     """A watcher's "Make my own copy": a private run continuing from the weights and optimizer state
     on screen, trained in this session from now on; the owner's run is untouched."""
@@ -409,6 +435,8 @@ def sidebar() -> None:
         training_status()
         with st.popover("Keyboard shortcuts", icon=":material/keyboard:", width="stretch"):
             st.markdown(SHORTCUT_HELP)
+        if not presenting():   # in presenter mode the page has its own (the sidebar is hidden)
+            presenter_button(width="stretch")
 
 
 def _watch_tick() -> trainers.Progress | None:

@@ -112,3 +112,29 @@ def test_the_train_page_offers_a_link_to_its_settings():
     at = open_link({"exp": "1", "corpus": "hello", "hidden_size": "16"})
     codes = [c.value for c in at.code if "exp=1" in c.value]
     assert codes and "hidden_size=16" in codes[0] and "corpus=hello" in codes[0]
+
+
+# ---------------------------------------------------------------- presenter mode (issue 14)
+def test_presenter_mode_is_one_screen_with_big_controls_and_no_navigation():
+    at = open_link({"present": "1"})
+    keys = {b.key for b in at.button if b.key}
+    assert {"present_start", "present_step", "present_reset", "btn_present"} <= keys
+    assert "iteration" in " ".join(str(h.proto) for h in at.get("html"))
+    at.button(key="present_step").click().run()
+    assert not at.exception and at.session_state.run.iteration == 1
+    at.button(key="btn_present").click().run()                 # leave: the pages and their navigation
+    assert not at.exception and "present" not in at.query_params
+    assert "present_start" not in {b.key for b in at.button if b.key}
+
+
+def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
+    import numpy as np
+    from playground import figures
+    it = np.arange(1, 200)
+    loss = 100 - np.log(it)
+    fig = figures.for_projector(figures.loss_figure(it, loss, loss, seq_length=25, vocab_size=65,
+                                                    loss_min=loss - 1, loss_max=loss + 1))
+    assert fig.layout.font.size >= 24 and fig.layout.xaxis.tickfont.size >= 24
+    lines = [t for t in fig.data if t.type == "scatter" and t.fill in (None, "none") and t.line.width != 0
+             and "lines" in (t.mode or "lines")]
+    assert lines and all(t.line.width >= 3 for t in lines)

@@ -1,0 +1,90 @@
+"""Presenter mode: one screen for a projector at the back of a hall. The loss chart, the latest
+sample in large monospace type, iteration and bits/char in large type, the controls as big buttons.
+The sidebar (and its live tick) is still drawn, but hidden: its shortcuts keep working."""
+import streamlit as st
+
+from playground import figures, state
+from playground.escape import html_text
+
+state.page_setup()
+ss = st.session_state
+
+# Static CSS (no user text): hide the sidebar and its toggle, and size the big numbers and buttons.
+st.html("""<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {
+  display: none !important; }
+.present-number { font-size: 56px; font-weight: 700; line-height: 1.1; }
+.present-label { font-size: 24px; color: #555; }
+.present-sample { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 24px; line-height: 1.3;
+  white-space: pre-wrap; background: #f6f6f6; border-radius: 8px; padding: 10px 14px; height: 330px;
+  overflow: hidden; }
+.st-key-present_controls button p { font-size: 28px; }
+.st-key-present_controls button { min-height: 64px; }
+</style>""")
+
+
+def number(label: str, value: str) -> str:
+    return f'<div class="present-label">{html_text(label)}</div><div class="present-number">{html_text(value)}</div>'
+
+
+def controls() -> None:
+    if state.watching():
+        return
+    with st.container(key="present_controls", horizontal=True):
+        if ss.running:
+            st.button("Pause", key="present_pause", on_click=state.pause, icon=":material/pause:", width="stretch")
+        else:
+            st.button("Start", key="present_start", on_click=state.start, type="primary",
+                      icon=":material/play_arrow:", width="stretch")
+        st.button("Step", key="present_step", on_click=state.step_once, icon=":material/skip_next:", width="stretch")
+        st.button("Reset", key="present_reset", on_click=state.new_run_from_widgets, icon=":material/restart_alt:",
+                  width="stretch")
+        state.presenter_button(width="stretch")
+
+
+def sample_html(text: str) -> str:
+    """The sample as HTML, its line breaks kept (html_text makes one line of each)."""
+    return "<br>".join(html_text(line) for line in text.split("\n"))
+
+
+@st.fragment(run_every=state.TICK_SECONDS if ss.get("running") else None)
+def numbers() -> None:
+    run = state.get_run()
+    left, middle, right = st.columns(3)
+    left.html(number("iteration", f"{run.iteration:,}"))
+    middle.html(number("bits per character", f"{run.bits_per_char:.3f}"))
+    right.html(number("training" if ss.running else "paused", f"{run.iterations_per_second:,.0f} it/s"
+                      if ss.running else "—"))
+
+
+@st.fragment(run_every=state.TICK_SECONDS if ss.get("running") else None)
+def sample() -> None:
+    run = state.get_run()
+    latest = run.samples[-1] if run.samples else None
+    st.html(f'<div class="present-label">sample at iteration {latest[0]:,}</div>' if latest else
+            '<div class="present-label">a sample appears here once the run trains</div>')
+    st.html(f'<div class="present-sample">{sample_html(latest[1]) if latest else ""}</div>')
+
+
+@st.fragment(run_every=state.live_interval())
+def chart() -> None:
+    run = state.get_run()
+    tr = run.trainer
+    hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
+    val = tr.val_history.as_arrays()
+    smoothing = ss.get("loss_smoothing", figures.CLASSIC_SMOOTHING)
+    smooth, label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
+    fig = figures.loss_figure(hist["iteration"], hist["loss"], smooth, seq_length=tr.seq_length,
+                              vocab_size=run.vocab.size, unit="bits", val_iterations=val["iteration"],
+                              val_bits_per_char=val["val_bits_per_char"], max_points=600, smooth_label=label,
+                              loss_min=hist["loss_min"], loss_max=hist["loss_max"])
+    st.plotly_chart(figures.for_projector(fig, height=370), key="present_loss", config={"displayModeBar": False})
+
+
+controls()
+numbers()
+text_column, chart_column = st.columns([1, 1.3])
+with text_column:
+    sample()
+with chart_column:
+    chart()
