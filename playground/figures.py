@@ -468,7 +468,7 @@ def hidden_heatmap(hs, chars: str | Sequence[str], *, title: str = "Hidden state
             zmin=-1.0,
             zmax=1.0,
             zmid=0.0,
-            colorbar=dict(title=dict(text="h"), thickness=12, tickvals=[-1, 0, 1]),
+            colorbar=dict(title=dict(text="h_t (−1 blue … +1 orange)", side="right"), thickness=12, tickvals=[-1, 0, 1]),
             hovertemplate="unit %{y}<br>t = %{x}, char '%{customdata}'<br>h = %{z:+.3f}<extra></extra>",
         )
     )

@@ -20,13 +20,15 @@ import numpy as np
 from playground.escape import html_text
 
 # Colour stops as (position in [0, 1], (r, g, b)). Blue = negative, near-white = 0,
-# red = positive; the same stops feed the plotly colorscales in figures.py.
+# orange = positive: blue against orange stays apart for every common colour-vision deficiency
+# (red against green, or red against blue for some, does not); the same stops feed the plotly
+# colorscales in figures.py, so activations look the same in every view.
 DIVERGING_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
     (0.0, (33, 102, 172)),
     (0.25, (146, 197, 222)),
     (0.5, (247, 247, 247)),
-    (0.75, (244, 165, 130)),
-    (1.0, (178, 24, 43)),
+    (0.75, (253, 184, 99)),
+    (1.0, (230, 97, 1)),
 )
 # White -> orange -> red, for "how surprising was this character".
 SURPRISE_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (

@@ -267,7 +267,7 @@ def test_hidden_heatmap_fixed_range_and_char_ticks():
     assert fig.layout.yaxis.title.text == "hidden unit"
     # Blue for -1, red for +1.
     first, last = hm.colorscale[0][1], hm.colorscale[-1][1]
-    assert first == "rgb(33, 102, 172)" and last == "rgb(178, 24, 43)"
+    assert first == "rgb(33, 102, 172)" and last == "rgb(230, 97, 1)"
 
 
 def test_hidden_heatmap_chars_length_mismatch():
