@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/guess.py", title="Guess", icon=":material/sports_esports:"),
     st.Page("pages/backprop.py", title="Backprop", icon=":material/undo:"),
     st.Page("pages/files.py", title="Save & load", icon=":material/save:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
 ]
 
 # Each page starts with state.page_setup() (session state, sidebar), so it also runs on its own.

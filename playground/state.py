@@ -413,15 +413,19 @@ def sidebar() -> None:
         if watching():
             _watch_sidebar()
             return
-        left, right = st.columns(2)
+        # Start / Pause on a row of its own: the buttons show their keyboard shortcut, which a half-width
+        # button in the sidebar cuts off.
         if ss.running:
-            left.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
-                        width="stretch", shortcut=SHORTCUTS["start"])
+            st.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
+                      width="stretch", shortcut=SHORTCUTS["start"])
         else:
-            left.button("Start", key="btn_start", on_click=start, type="primary", icon=":material/play_arrow:",
-                        width="stretch", shortcut=SHORTCUTS["start"])
-        right.button("Step", key="btn_step", on_click=step_once, icon=":material/skip_next:",
-                     width="stretch", help="Train exactly one iteration", shortcut=SHORTCUTS["step"])
+            st.button("Start", key="btn_start", on_click=start, type="primary", icon=":material/play_arrow:",
+                      width="stretch", shortcut=SHORTCUTS["start"])
+        left, right = st.columns(2)
+        left.button("Step", key="btn_step", on_click=step_once, icon=":material/skip_next:",
+                    width="stretch", help="Train exactly one iteration", shortcut=SHORTCUTS["step"])
+        with right.popover("Keys", icon=":material/keyboard:", width="stretch", help="Keyboard shortcuts"):
+            st.markdown(SHORTCUT_HELP)
         pending = config_from_widgets().reset_changes(run.config)
         st.button("Reset", key="btn_reset", on_click=new_run_from_widgets, icon=":material/restart_alt:",
                   width="stretch", type="primary" if pending else "secondary", shortcut=SHORTCUTS["reset"],
@@ -433,8 +437,6 @@ def sidebar() -> None:
                              "the model at a planned moment in a lecture. 0: never. A number the run has "
                              "already passed is ignored.")
         training_status()
-        with st.popover("Keyboard shortcuts", icon=":material/keyboard:", width="stretch"):
-            st.markdown(SHORTCUT_HELP)
         if not presenting():   # in presenter mode the page has its own (the sidebar is hidden)
             presenter_button(width="stretch")
 

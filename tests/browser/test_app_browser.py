@@ -25,7 +25,7 @@ LOSS_CHART = "loss_chart"
 SMOOTH_TRACE = "smoothed loss (min-char-rnn)"
 # Sidebar navigation label -> URL path of that page (dashboard.py's st.Page list).
 PAGES = {"Train": "", "Data": "data", "Hidden states": "hidden_states", "Sample": "sample", "Guess": "guess",
-         "Backprop": "backprop", "Save & load": "files"}
+         "Backprop": "backprop", "Save & load": "files", "Lessons": "lessons"}
 
 
 # Loss unit button -> the loss chart's y axis title in that unit.
