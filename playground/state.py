@@ -39,12 +39,18 @@ SHORTCUT_HELP = ("**Keyboard shortcuts** (anywhere in the app, except while typi
                  "| Shift+N | Reset: a new model from the Train page's settings |\n"
                  "| P | Presenter mode on / off |")
 PRESENT_KEY = "present"   # ?present=1: presenter mode (the projector's one-screen view)
+# A class of watchers costs each laptop (and a server whose browsers share its cores) a rerun per
+# tick and a chart redraw per refresh: they follow the run at half the owner's rate.
+WATCH_TICK_SECONDS = 2.0          # a watcher's count while the owner trains
+WATCH_REFRESH_SECONDS = 6.0       # a watcher's charts
 WATCH_PAUSED_TICK_SECONDS = 2.0   # a watcher of a paused run looks this often for its owner's Start
 
 
 def live_interval() -> float | None:
     """run_every for a page's live views: refresh while training, stay still while paused."""
-    return LIVE_REFRESH_SECONDS if st.session_state.get("running") else None
+    if not st.session_state.get("running"):
+        return None
+    return WATCH_REFRESH_SECONDS if watching() else LIVE_REFRESH_SECONDS
 
 UI_DEFAULTS = {
     "running": False,
@@ -528,8 +534,8 @@ def training_status() -> None:
     """The one place training advances: a sidebar fragment that ticks while running (and, for a
     watcher, slowly while the owner has paused, to notice the next Start)."""
     interval = TICK_SECONDS if st.session_state.running else None
-    if interval is None and watching():
-        interval = WATCH_PAUSED_TICK_SECONDS
+    if watching():
+        interval = WATCH_TICK_SECONDS if st.session_state.running else WATCH_PAUSED_TICK_SECONDS
 
     @st.fragment(run_every=interval)
     def status() -> None:
