@@ -52,7 +52,7 @@ def test_hidden_states_reads_the_default_excerpt_and_draws_all_views(hidden):
     charts = _charts(at)
     assert len(charts) == 3
     heatmap, topk = (next(s for s in charts if s["data"][0]["type"] == "heatmap" and
-                          s["data"][0]["colorbar"]["title"]["text"] == name) for name in ("h", "p"))
+                          s["data"][0]["colorbar"]["title"]["text"].split(" ")[0] in (name, f"{name}_t")) for name in ("h", "p"))
     z = _array(heatmap["data"][0]["z"])
     assert z.shape == (run.trainer.model.hidden_size, min(len(text), 120))     # units x characters
     np.testing.assert_allclose(z, reading.hs[:120].T)
