@@ -61,6 +61,11 @@ def _float(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# Parameter -> (its name in a sentence, smallest, largest): whole numbers in a range.
+WHOLE_NUMBER_RANGES = {"seq_length": ("sequence length", 1, MAX_SEQ_LENGTH), "seed": ("seed", 0, MAX_SEED),
+                       "sample_every": ("sample every", 1, MAX_SAMPLE_EVERY)}
+
+
 def _choice_sentence(name: str, raw: str, allowed) -> str:
     return f"{name} {_shown(raw)} is not one of {', '.join(f'{a:g}' if isinstance(a, float) else str(a) for a in allowed)}"
 
@@ -74,18 +79,11 @@ def _parse_one(key: str, raw: str):
         allowed = HIDDEN_SIZES if key == "hidden_size" else BATCH_SIZES
         value = _int(raw)
         return (value, None) if value in allowed else (None, _choice_sentence(key.replace("_", " "), raw, allowed))
-    if key == "seq_length":
+    if key in WHOLE_NUMBER_RANGES:
+        name, lo, hi = WHOLE_NUMBER_RANGES[key]
         value = _int(raw)
-        return (value, None) if value is not None and 1 <= value <= MAX_SEQ_LENGTH else (
-            None, f"sequence length {_shown(raw)} must be a whole number from 1 to {MAX_SEQ_LENGTH}")
-    if key == "seed":
-        value = _int(raw)
-        return (value, None) if value is not None and value <= MAX_SEED else (
-            None, f"seed {_shown(raw)} must be a whole number from 0 to {MAX_SEED:,}")
-    if key == "sample_every":
-        value = _int(raw)
-        return (value, None) if value is not None and 1 <= value <= MAX_SAMPLE_EVERY else (
-            None, f"sample every {_shown(raw)} must be a whole number from 1 to {MAX_SAMPLE_EVERY:,}")
+        return (value, None) if value is not None and lo <= value <= hi else (
+            None, f"{name} {_shown(raw)} must be a whole number from {lo} to {hi:,}")
     if key == "learning_rate":
         value = _float(raw)
         return (value, None) if value is not None and MIN_LEARNING_RATE <= value <= MAX_LEARNING_RATE else (

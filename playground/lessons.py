@@ -5,7 +5,7 @@ see, read from the run itself. Pure (no streamlit): every observation is tested 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from playground.run import Run, RunConfig
 
 SMALL_TEXT_CHARS = 3_000   # the overfitting lesson's text: the first characters of Shakespeare
+SMALL_TEXT_LABEL = f"the first {SMALL_TEXT_CHARS:,} characters of Shakespeare"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,6 @@ class Lesson:
     observe: Callable[[Run], str]  # after training: what the run shows, in a sentence
     min_iterations: int = 500      # before this, the observation says to train on
     small_text: bool = False       # trains on the first SMALL_TEXT_CHARS of Shakespeare
-    notes: tuple[str, ...] = field(default=())
 
     def matches(self, run: Run) -> bool:
         """The run was set up by this lesson (same settings that define the experiment)."""
@@ -42,13 +42,6 @@ class Lesson:
             return (f"Train a little longer: this lesson's point shows after about {self.min_iterations:,} "
                     f"iterations (the run is at {run.iteration:,}).")
         return self.observe(run)
-
-
-SMALL_TEXT_LABEL = f"the first {SMALL_TEXT_CHARS:,} characters of Shakespeare"
-
-
-def _bits(run: Run) -> float:
-    return run.bits_per_char
 
 
 def _observe_classic(run: Run) -> str:

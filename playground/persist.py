@@ -26,21 +26,18 @@ written, so neither ever promises a run that was never stored. A save failure (d
 permission) never raises: the sidebar says so on every page until a later save succeeds, in the
 user's terms (the details, paths included, go to the log).
 
-One link open in two tabs is two sessions training copies of one run. The store keeps a version
-of each run (across processes and server replicas); a session that finds its run written by another session since it
-read or last wrote it does not overwrite it: its save goes to a new run id, and the tab follows its
-run there (new link, a message). Both lines of training are kept.
+One link open in two tabs is two sessions training copies of one run. The store keeps a version of
+each run (across processes and server replicas); a session that finds its run written by another
+session since it read or last wrote it does not overwrite it: its save goes to a new run id, and
+the tab follows its run there (new link, a message). Both lines of training are kept.
 """
 from __future__ import annotations
 
 import atexit
-import copy
 import errno
 import logging
-import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -223,14 +220,8 @@ def wait_for_saves(run_id: str | None = None, timeout: float | None = 60.0) -> b
 
 
 def snapshot(run: Run) -> Run:
-    """An independent copy of ``run`` whose to_bytes() is unaffected by further training.
-
-    Shallow copy plus a cloned trainer and copied samples: config, vocab and label are immutable.
-    """
-    snap = copy.copy(run)
-    snap.trainer = run.trainer.clone()
-    snap.samples = deque(run.samples, maxlen=run.samples.maxlen)
-    return snap
+    """An independent copy of ``run`` whose to_bytes() is unaffected by further training."""
+    return run.copy()
 
 
 def _maybe_prune(store: RunStore, keep: str) -> None:

@@ -5,6 +5,7 @@ app holds one Run per browser session in st.session_state and advances it in sho
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import uuid
@@ -278,6 +279,15 @@ class Run:
             f"average to more than {EXPLODE_FACTOR:g}x the untrained loss ({self.untrained_loss:.1f}). The run was rolled back to "
             f"the last good state (iteration {self.trainer.iteration}). Try a lower learning rate than "
             f"{lr:g}, e.g. {max(lr / 10, MIN_LEARNING_RATE):g}.")
+
+    def copy(self) -> "Run":
+        """An independent copy whose training and to_bytes() are unaffected by further training of
+        this one: a shallow copy with a cloned trainer and copied samples (config, vocab and label
+        are immutable). Same uid and runtime state: the same run, at this moment."""
+        other = copy.copy(self)
+        other.trainer = self.trainer.clone()
+        other.samples = deque(self.samples, maxlen=self.samples.maxlen)
+        return other
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:

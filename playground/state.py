@@ -41,9 +41,8 @@ SHORTCUT_HELP = ("**Keyboard shortcuts** (anywhere in the app, except while typi
 PRESENT_KEY = "present"   # ?present=1: presenter mode (the projector's one-screen view)
 # A class of watchers costs each laptop (and a server whose browsers share its cores) a rerun per
 # tick and a chart redraw per refresh: they follow the run at half the owner's rate.
-WATCH_TICK_SECONDS = 2.0          # a watcher's count while the owner trains
-WATCH_REFRESH_SECONDS = 6.0       # a watcher's charts
-WATCH_PAUSED_TICK_SECONDS = 2.0   # a watcher of a paused run looks this often for its owner's Start
+WATCH_TICK_SECONDS = 2.0     # a watcher's count (also while paused: it notices the owner's Start)
+WATCH_REFRESH_SECONDS = 6.0  # a watcher's charts
 
 
 def live_interval() -> float | None:
@@ -88,14 +87,15 @@ def watching() -> bool:
 def owner_only(func):
     """A control callback: run under the session's lock, and in a watch session refused with a
     sentence (the WatchHandle would refuse it too; this keeps the refusal off the page as an error)."""
+    guarded = locked(func)
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         if watching():
             flash("error", "This is a watch link: only the run's owner can change it. Press "
                            "*Make my own copy* in the sidebar to train a copy of your own.")
             return None
-        with run_lock():
-            return func(*args, **kwargs)
+        return guarded(*args, **kwargs)
     return wrapper
 
 
@@ -129,7 +129,7 @@ def init_session() -> None:
     ss = st.session_state
     for key, value in UI_DEFAULTS.items():
         ss.setdefault(key, value)
-    if "run" not in ss and _open_watch_link() or watching():
+    if ("run" not in ss and _open_watch_link()) or watching():
         for f in fields(RunConfig):
             ss.setdefault(f"cfg_{f.name}", getattr(ss.run.config, f.name))
         return
@@ -361,11 +361,11 @@ def toggle_presenter() -> None:
         st.query_params.pop(PRESENT_KEY, None)
 
 
-def presenter_button(where=st, **kwargs) -> None:
+def presenter_button(**kwargs) -> None:
     label = "Leave presenter mode" if presenting() else "Presenter mode"
-    where.button(label, key="btn_present", on_click=toggle_presenter, icon=":material/co_present:",
-                 shortcut=SHORTCUTS["present"], help="One screen for a projector: the loss, the latest sample "
-                 "and the controls in large type (P).", **kwargs)
+    st.button(label, key="btn_present", on_click=toggle_presenter, icon=":material/co_present:",
+              shortcut=SHORTCUTS["present"], help="One screen for a projector: the loss, the latest sample "
+              "and the controls in large type (P).", **kwargs)
 
 
 def make_own_copy() -> None:
@@ -535,7 +535,7 @@ def training_status() -> None:
     watcher, slowly while the owner has paused, to notice the next Start)."""
     interval = TICK_SECONDS if st.session_state.running else None
     if watching():
-        interval = WATCH_TICK_SECONDS if st.session_state.running else WATCH_PAUSED_TICK_SECONDS
+        interval = WATCH_TICK_SECONDS
 
     @st.fragment(run_every=interval)
     def status() -> None:

@@ -340,7 +340,7 @@ class RunStore:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(path, flags)
-        except (FileNotFoundError, OSError):
+        except OSError:           # missing, a directory, a symlink (O_NOFOLLOW), no permission
             return None
         with os.fdopen(fd, "rb") as f:
             data = f.read(128)      # an id is at most 64 characters: anything longer is not ours

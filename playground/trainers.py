@@ -295,9 +295,7 @@ class _Worker:
             run.alert = None
             slot.stop_at = payload
             slot.running = True
-            slot.publish()
-            with self.cond:
-                self.cond.notify_all()
+            slot.publish()              # _execute wakes the training loop once the lock is free
             return None
         if op == "stop_at":
             slot.stop_at = payload

@@ -11,10 +11,8 @@ No streamlit import: the permission rules are tested without a server.
 """
 from __future__ import annotations
 
-import copy
 import time
 import uuid
-from collections import deque
 from typing import Callable
 
 from playground import trainers
@@ -39,8 +37,6 @@ class WatchHandle:
     ``find_owner(run_id)`` returns the TrainerHandle of a live session training that run in this
     server, or None. ``latest`` is the newest copy of the run this watcher has seen.
     """
-
-    watching = True
 
     def __init__(self, store: RunStore, watch_id: str,
                  find_owner: Callable[[str], trainers.TrainerHandle | None]):
@@ -122,10 +118,8 @@ class WatchHandle:
 def fork(run: Run) -> Run:
     """An independent copy of ``run`` (weights, optimizer state, position, samples) as a new run:
     the watcher's own from then on; the original is untouched."""
-    mine = copy.copy(run)
-    mine.trainer = run.trainer.clone()
-    mine.uid = uuid.uuid4().hex
-    samples = list(run.samples)
-    mine._init_runtime()
-    mine.samples = deque(samples, maxlen=run.samples.maxlen)
+    mine = run.copy()
+    mine.uid = uuid.uuid4().hex          # another run from here on: views and saves tell them apart
+    mine._init_runtime()                 # its own guard copy and timers; the samples come along
+    mine.samples.extend(run.samples)
     return mine
