@@ -141,13 +141,24 @@ def live_panel() -> None:
     run = state.get_run()
     tr = run.trainer
     m = [*st.columns(3), *st.columns(3)]        # two rows of three: the numbers fit on a small screen
-    m[0].metric("Iteration", f"{tr.iteration:,}")
-    m[1].metric("Epoch", f"{tr.epoch:.2f}")
-    m[2].metric("Characters", _compact(tr.chars_seen), help=f"Characters read in training so far: {tr.chars_seen:,}")
-    m[3].metric("Iterations/s", f"{run.iterations_per_second:,.0f}" if ss.running else "—")
+    T, B = tr.seq_length, tr.batch_size
+    m[0].metric("Iteration", f"{tr.iteration:,}",
+                help=f"One iteration reads one window of T = {T} characters in each of the B = {B} streams: "
+                     "forward pass, backprop through time, clip, one optimizer update.")
+    m[1].metric("Epoch", f"{tr.epoch:.2f}",
+                help="Passes over the training text: characters read ÷ characters in the training text "
+                     f"= iteration × T × B ÷ {len(tr.data):,}.")
+    m[2].metric("Characters", _compact(tr.chars_seen),
+                help=f"Characters read in training so far: iteration × T × B = {tr.chars_seen:,}")
+    m[3].metric("Iterations/s", f"{run.iterations_per_second:,.0f}" if ss.running else "—",
+                help="Iterations gained ÷ seconds of wall-clock time over the last few seconds of training.")
     m[4].metric("Smooth loss", f"{tr.smooth_loss:.2f}",
-                help="min-char-rnn's smoothed loss: nats per window of T characters, as it prints it")
-    m[5].metric("Bits per char", f"{run.bits_per_char:.3f}")
+                help="min-char-rnn's smoothed loss, as it prints it: smooth ← 0.999 · smooth + 0.001 · L, where "
+                     "L = −Σₜ ln pₜ[target] is the loss of one window of T characters in nats. It starts at the "
+                     f"untrained loss −ln(1/V) · T = {run.untrained_loss:.2f}.")
+    m[5].metric("Bits per char", f"{run.bits_per_char:.3f}",
+                help="smooth loss ÷ (T · ln 2): the mean surprise per character in bits. A uniform guess over the "
+                     f"V = {run.vocab.size} characters scores log₂ V = {math.log2(run.vocab.size):.2f}.")
 
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
     val = tr.val_history.as_arrays()
