@@ -109,12 +109,17 @@ def char_strip(chars: str, limit: int = 120) -> str:
 
 def show_metrics(length: int, vocab_size: int, bits: float, val_chars: int) -> None:
     cols = st.columns(4)
-    cols[0].metric("Characters", f"{length:,}")
-    cols[1].metric("Vocabulary", f"{vocab_size}", help="Distinct characters: the width V of the input and output layers")
+    cols[0].metric("Characters", f"{length:,}", help="N = the length of the text in characters: "
+                   "the training part plus the validation part.")
+    cols[1].metric("Vocabulary", f"{vocab_size}", help="V = the number of distinct characters: the width of the one-hot input xₜ and of "
+                   "the output pₜ.")
     cols[2].metric("Unigram entropy", f"{bits:.2f} bits/char",
-                   help="The loss of a model that only knows character frequencies. "
+                   help="H = −Σ_c f(c) · log₂ f(c) over the frequency f(c) of each character c: the loss of a "
+                        "model that only knows character frequencies. "
                         "A trained RNN should get well below it by using context.")
-    cols[3].metric("Validation part", f"{val_chars:,}", help="The last part of the text, never trained on")
+    cols[3].metric("Validation part", f"{val_chars:,}",
+                   help="N − training characters: the end of the text, held out from training. The "
+                        "validation loss is measured on it.")
 
 
 # ---------------------------------------------------------------- page

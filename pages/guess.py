@@ -62,10 +62,13 @@ def _context_html(context: str) -> str:
 
 
 scores = st.columns([1, 1, 1, 1.3], vertical_alignment="bottom")
-scores[0].metric("Rounds", f"{g.rounds}")
-scores[1].metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""))
+scores[0].metric("Rounds", f"{g.rounds}", help="Rounds = characters guessed so far in this game, one per round.")
+scores[1].metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""),
+                 help="Rounds where your guess was the actual next character (hits ÷ rounds in brackets).")
 scores[2].metric("Network", f"{g.model_hits}" + (f" ({g.model_hits / g.rounds:.0%})" if g.rounds else ""),
-                 help=f"Its top guess, as of training iteration {run.iteration:,}. Train more and play again.")
+                 help="Rounds where the network's top guess, argmax pₜ, was the actual next character (hits ÷ rounds "
+                      f"in brackets), with the weights of training iteration {run.iteration:,}. Train more and play "
+                      "again.")
 scores[3].button("New passage", key="guess_new", on_click=_new_game, icon=":material/refresh:", width="stretch")
 
 last = g.last

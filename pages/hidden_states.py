@@ -238,13 +238,18 @@ def main() -> None:
         ss.hs_unit = first[0].unit if first else 0
 
     m = st.columns(4)
-    m[0].metric("Characters read", f"{len(text):,}")
+    m[0].metric("Characters read", f"{len(text):,}",
+                help="n = the characters of the text above, read one by one from h = 0: "
+                     "hₜ = tanh(Wxh·xₜ + Whh·hₜ₋₁ + bh) after character t.")
     m[1].metric("Bits per char", f"{reading.bits_per_char:.2f}" if len(text) > 1 else "—",
-                help="Mean surprise −log₂ p of each character after the first, on this text.")
+                help="Mean surprise of each character after the first, on this text: "
+                     "1/(n−1) · Σₜ −log₂ pₜ[xₜ₊₁], where pₜ = softmax(Why·hₜ + by).")
     m[2].metric("Next char = top guess", f"{analysis.top_k_accuracy(reading.ps, reading.ids, 1):.0%}"
-                if len(text) > 1 else "—")
+                if len(text) > 1 else "—",
+                help="Share of positions t where the most likely next character, argmax pₜ, is the actual xₜ₊₁.")
     m[3].metric("Next char in top 5", f"{analysis.top_k_accuracy(reading.ps, reading.ids, 5):.0%}"
-                if len(text) > 1 else "—")
+                if len(text) > 1 else "—",
+                help="Share of positions t where the actual xₜ₊₁ is among the five most likely characters of pₜ.")
     st.caption(f"Model as of iteration {run.iteration:,}. While training runs, any click here re-reads the "
                "text with the newest weights.")
 

@@ -26,6 +26,14 @@ UNITS: dict[str, str] = {
     "perplexity": "perplexity",
 }
 
+# Unit key -> what a loss value is, after the number in hover labels ("2.134 bits/char").
+HOVER_UNITS: dict[str, str] = {
+    "window": "nats per window of T chars",
+    "nats": "nats/char",
+    "bits": "bits/char",
+    "perplexity": "perplexity (e^(nats/char))",
+}
+
 BACKGROUND = "white"
 MARGIN = dict(l=60, r=20, t=50, b=45)
 EMPTY_TRAINING_MESSAGE = "Press Start or Step to train"
@@ -330,6 +338,7 @@ def loss_figure(
     _same_length(it, "iterations", smooth, "smooth_loss")
     label = UNITS[unit]
     fmt = ".2f" if unit in ("window", "perplexity") else ".3f"
+    per = HOVER_UNITS[unit]
 
     fig = go.Figure()
     _style(fig, title="Training loss", height=LOSS_HEIGHT, x_title="iteration", y_title=label)
@@ -360,7 +369,7 @@ def loss_figure(
                     name="loss (each step)",
                     line=dict(color=RAW_COLOUR, width=1),
                     opacity=0.35,
-                    hovertemplate=f"iteration %{{x}}<br>loss %{{y:{fmt}}}<extra></extra>",
+                    hovertemplate=f"iteration %{{x:,}}<br>loss on this window: %{{y:{fmt}}} {per}<extra></extra>",
                 )
             )
         else:
@@ -377,7 +386,7 @@ def loss_figure(
                     line=dict(width=0, color=RAW_COLOUR),
                     showlegend=False,
                     name="loss min",
-                    hovertemplate=f"iteration ≥ %{{x}}<br>min loss %{{y:{fmt}}}<extra></extra>",
+                    hovertemplate=f"iterations from %{{x:,}} (one bucket)<br>lowest window loss: %{{y:{fmt}}} {per}<extra></extra>",
                 )
             )
             fig.add_trace(
@@ -389,7 +398,7 @@ def loss_figure(
                     fillcolor="rgba(127,156,201,0.3)",
                     line=dict(width=0, color=RAW_COLOUR),
                     name="loss (min–max per bucket)",
-                    hovertemplate=f"iteration ≥ %{{x}}<br>max loss %{{y:{fmt}}}<extra></extra>",
+                    hovertemplate=f"iterations from %{{x:,}} (one bucket)<br>highest window loss: %{{y:{fmt}}} {per}<extra></extra>",
                 )
             )
         sx, sy = downsample(it, convert_loss(smooth, unit, seq_length), max_points)
@@ -400,7 +409,7 @@ def loss_figure(
                 mode="lines",
                 name=smooth_label,
                 line=dict(color=MAIN_COLOUR, width=2.5),
-                hovertemplate=f"iteration %{{x}}<br>smoothed %{{y:{fmt}}}<extra></extra>",
+                hovertemplate=f"iteration %{{x:,}}<br>{_hover_safe(smooth_label)}: %{{y:{fmt}}} {per}<extra></extra>",
             )
         )
 
@@ -412,7 +421,7 @@ def loss_figure(
         fig.add_trace(go.Scatter(
             x=cx, y=cy, mode="lines", name=chart_label(curve.label),
             line=dict(color=COMPARE_COLOURS[n % len(COMPARE_COLOURS)], width=1.8, dash="dash"),
-            hovertemplate=f"iteration %{{x}}<br>%{{y:{fmt}}}<extra>{_hover_safe(curve.label)}</extra>",
+            hovertemplate=f"iteration %{{x:,}}<br>kept run's loss: %{{y:{fmt}}} {per}<extra>{_hover_safe(curve.label)}</extra>",
         ))
 
     if val_iterations is not None and val_bits_per_char is not None:
@@ -430,7 +439,7 @@ def loss_figure(
                     name="validation",
                     line=dict(color=VAL_COLOUR, width=1.5),
                     marker=dict(size=6),
-                    hovertemplate=f"iteration %{{x}}<br>validation %{{y:{fmt}}}<extra></extra>",
+                    hovertemplate=f"iteration %{{x:,}}<br>validation loss (held-out text): %{{y:{fmt}}} {per}<extra></extra>",
                 )
             )
 
@@ -469,7 +478,8 @@ def hidden_heatmap(hs, chars: str | Sequence[str], *, title: str = "Hidden state
             zmax=1.0,
             zmid=0.0,
             colorbar=dict(title=dict(text="h_t (−1 blue … +1 orange)", side="right"), thickness=12, tickvals=[-1, 0, 1]),
-            hovertemplate="unit %{y}<br>t = %{x}, char '%{customdata}'<br>h = %{z:+.3f}<extra></extra>",
+            hovertemplate="hidden unit %{y}, after char '%{customdata}' (t = %{x})<br>"
+                          "activation hₜ = %{z:+.3f} (tanh: −1 … +1)<extra></extra>",
         )
     )
     fig.update_xaxes(tickmode="array", tickvals=list(range(T)), ticktext=labels, tickangle=0,

@@ -152,6 +152,30 @@ def test_loss_figure_reference_line(unit):
     assert line.y0 == pytest.approx(expected) and line.y1 == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("unit", ["window", "nats", "bits", "perplexity"])
+@pytest.mark.parametrize("bucketed", [False, True])
+def test_every_loss_chart_hover_names_the_iteration_the_quantity_and_the_current_unit(unit, bucketed):
+    it, loss, smooth = _history(3000 if bucketed else 10)
+    curve = F.ComparedCurve(label="kept: lr 0.1", iterations=it, per_window=smooth, seq_length=T)
+    fig = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit=unit, max_points=1000,
+                        val_iterations=[5, 10], val_bits_per_char=[4.0, 3.0], compare=[curve])
+    hovers = [tr.hovertemplate for tr in fig.data]
+    assert len(hovers) == (5 if bucketed else 4)   # raw (or its band: 2), smoothed, kept run, validation
+    for hover in hovers:
+        assert "iteration" in hover and F.HOVER_UNITS[unit] in hover, hover
+    joined = " | ".join(hovers)
+    for meaning in ("smoothed loss:", "validation loss (held-out text)", "kept run's loss"):
+        assert meaning in joined
+    assert ("lowest window loss" in joined and "highest window loss" in joined) if bucketed else \
+        "loss on this window" in joined
+
+
+def test_hidden_heatmap_hover_names_unit_character_and_activation():
+    (hm,) = F.hidden_heatmap(np.zeros((3, 4)), "abc").data
+    for part in ("hidden unit %{y}", "char '%{customdata}'", "activation hₜ = %{z:+.3f}"):
+        assert part in hm.hovertemplate
+
+
 def test_loss_figure_validation_converted_from_bits():
     it, loss, smooth = _history(10)
     fig = F.loss_figure(it, loss, smooth, seq_length=T, vocab_size=V, unit="nats",
