@@ -135,7 +135,7 @@ def _one_unit(reading: analysis.TextReading, text: str) -> None:
                     f"{values.max():+.2f}{best}")
         st.html(textviews.legend_html(-1, 1, label=f"h[{unit}] after reading the character"))
         st.html(textviews.colored_text_html(text, values, value_label=f"h[{unit}]"))
-        st.caption("Each character's background is this unit's value right after the network read it: red = "
+        st.caption("Each character's background is this unit's value right after the network read it: orange = "
                    "positive, blue = negative, white = near 0 (tanh keeps it in −1…1). Hover a character for "
                    "the number. ⏎ marks a newline.")
 

@@ -1,13 +1,16 @@
 """Presenter mode: one screen for a projector at the back of a hall. The loss chart, the latest
-sample in large monospace type, iteration and bits/char in large type, the controls as big buttons.
-The sidebar (and its live tick) is still drawn, but hidden: its shortcuts keep working."""
+sample in large monospace type (optionally coloured by one hidden unit), iteration and bits/char in
+large type, the controls as big buttons. The sidebar (and its live tick) is still drawn, but hidden:
+its shortcuts keep working."""
 import streamlit as st
 
-from playground import figures, state
+from playground import analysis, figures, state, textviews
 from playground.escape import html_text
 
 state.page_setup()
 ss = st.session_state
+
+PRESENT_TEXT_PX = 24      # the smallest text size readable from the back row of a hall
 
 # Static CSS (no user text): hide the sidebar and its toggle, and size the big numbers and buttons.
 st.html("""<style>
@@ -57,13 +60,35 @@ def numbers() -> None:
                       if ss.running else "—"))
 
 
+def unit_coloured_html(run, text: str, unit: int) -> str | None:
+    """``text`` read by the run's current weights from h = 0, each character on the colour of
+    h_t[unit] right after it; None when the text holds a character the vocabulary lacks."""
+    if not text or analysis.unknown_chars_message(text, run.vocab.chars):
+        return None
+    reading = analysis.read_text(run.trainer.model, run.vocab.encode(text))
+    return textviews.colored_text_html(text, reading.hs[:, unit], value_label=f"h[{unit}]",
+                                       font_size=f"{PRESENT_TEXT_PX}px")
+
+
 @st.fragment(run_every=state.TICK_SECONDS if ss.get("running") else None)
 def sample() -> None:
     run = state.get_run()
+    H = run.trainer.model.hidden_size
     latest = run.samples[-1] if run.samples else None
-    st.html(f'<div class="present-label">sample at iteration {latest[0]:,}</div>' if latest else
-            '<div class="present-label">a sample appears here once the run trains</div>')
-    st.html(f'<div class="present-sample">{sample_html(latest[1]) if latest else ""}</div>')
+    label, choice = st.columns([3, 2], vertical_alignment="center")
+    label.html(f'<div class="present-label">sample at iteration {latest[0]:,}</div>' if latest else
+               '<div class="present-label">a sample appears here once the run trains</div>')
+    if ss.get("present_unit") is not None and ss.present_unit >= H:
+        ss.present_unit = None      # the run was reset to fewer hidden units
+    unit = choice.selectbox("Colour by hidden unit", [None, *range(H)], key="present_unit",
+                            format_func=lambda u: "no colouring" if u is None else f"unit {u}",
+                            help="Each character of the sample on the colour of this unit's activation hₜ "
+                                 "right after the current weights read it (blue −1, white 0, orange +1).")
+    coloured = unit_coloured_html(run, latest[1], unit) if latest and unit is not None else None
+    body = coloured if coloured is not None else (sample_html(latest[1]) if latest else "")
+    st.html(f'<div class="present-sample">{body}</div>')
+    if coloured is not None:
+        st.html(textviews.legend_html(-1, 1, label=f"h[{unit}] after reading the character", width_px=320))
 
 
 @st.fragment(run_every=state.live_interval())

@@ -12,6 +12,7 @@ shared with ``playground.figures``.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from typing import Sequence
 
@@ -154,10 +155,10 @@ def _char_span(c: str, rgb: tuple[int, int, int] | None, title: str) -> str:
     return span
 
 
-def _wrap(spans: list[str]) -> str:
+def _wrap(spans: list[str], font_size: str = "0.95rem") -> str:
     # No newlines inside the returned string: Markdown then treats it as one raw HTML block.
     style = (
-        f"font-family:{MONOSPACE};font-size:0.95rem;line-height:1.7;"
+        f"font-family:{MONOSPACE};font-size:{font_size};line-height:1.7;"
         "white-space:pre-wrap;word-break:break-all;overflow-wrap:anywhere;"
     )
     return f'<div class="rnn-textview" style="{style}">{"".join(spans)}</div>'
@@ -171,14 +172,17 @@ def colored_text_html(
     vmax: float = 1.0,
     diverging: bool = True,
     value_label: str = "value",
+    font_size: str = "0.95rem",
 ) -> str:
     """Each character of ``text`` on a background coloured by its value.
 
-    values: (len(text),) floats. diverging=True: blue (vmin) - white (0) - red (vmax);
+    values: (len(text),) floats. diverging=True: blue (vmin) - white (0) - orange (vmax);
     otherwise white (vmin) -> red (vmax). NaN values get no colour. Each span's
-    title (tooltip) shows the character and ``value_label = value``.
-    Raises ValueError when len(values) != len(text) or vmin >= vmax.
+    title (tooltip) shows the character and ``value_label = value``. font_size: a CSS size
+    (e.g. "24px" on a projector). Raises ValueError when len(values) != len(text) or vmin >= vmax.
     """
+    if not re.fullmatch(r"\d{1,3}(\.\d{1,3})?(px|rem|em)", font_size):
+        raise ValueError(f"font_size must be a CSS size such as 24px or 1.2rem, got {font_size!r}")
     arr = _check_lengths(text, values, "values")
     if not vmin < vmax:
         raise ValueError(f"vmin must be smaller than vmax, got vmin={vmin}, vmax={vmax}")
@@ -193,7 +197,7 @@ def colored_text_html(
         else:
             rgb = interpolate_rgb(SURPRISE_STOPS, (v - vmin) / (vmax - vmin))
         spans.append(_char_span(c, rgb, f"{label}: {value_label} = {v:+.3f}"))
-    return _wrap(spans)
+    return _wrap(spans, font_size)
 
 
 def surprise_text_html(text: str, surprise_nats, *, max_bits: float = 6.0) -> str:

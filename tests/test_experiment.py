@@ -127,6 +127,26 @@ def test_presenter_mode_is_one_screen_with_big_controls_and_no_navigation():
     assert "present_start" not in {b.key for b in at.button if b.key}
 
 
+def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_current_weights():
+    import re
+    from playground import analysis
+    at = open_link({"present": "1"})
+    at.button(key="present_step").click().run()
+    run = at.session_state.run
+    (iteration, text), = run.samples
+    assert at.selectbox(key="present_unit").value is None          # off until the presenter picks a unit
+    plain = next(str(h.proto.body) for h in at.get("html") if "present-sample" in str(h.proto.body))
+    assert "rnn-textview" not in plain
+    at.selectbox(key="present_unit").set_value(3).run()
+    assert not at.exception
+    body = next(str(h.proto.body) for h in at.get("html") if "present-sample" in str(h.proto.body))
+    assert "font-size:24px" in body
+    shown = re.findall(r"h&#91;3&#93; = ([+-][0-9.]+)", body)
+    hs = analysis.read_text(run.trainer.model, run.vocab.encode(text)).hs
+    assert shown == [f"{v:+.3f}" for v in hs[:, 3]]                 # one span per character, h_t[3] after it
+    assert any("rnn-legend" in str(h.proto.body) for h in at.get("html"))
+
+
 def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
     import numpy as np
     from playground import figures

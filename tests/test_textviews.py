@@ -229,3 +229,10 @@ def test_legend_html():
     assert "rgb(255,255,255) 0%" in seq and ">6<" in seq
     with pytest.raises(ValueError, match="vmin"):
         TV.legend_html(1, 0)
+
+
+def test_colored_text_takes_a_css_font_size_and_refuses_anything_else():
+    assert "font-size:24px" in TV.colored_text_html("ab", [0.1, -0.2], font_size="24px")
+    for bad in ("24", "24px;color:red", "</div>", "huge"):
+        with pytest.raises(ValueError, match="font_size"):
+            TV.colored_text_html("ab", [0.1, -0.2], font_size=bad)
