@@ -20,6 +20,8 @@ from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEAR
                              MIN_LEARNING_RATE, check_float, check_int)
 from rnn_core.optim import OPTIMIZERS
 
+from playground import timeline as tl
+
 # A loss this many times the untrained loss (uniform guess) counts as exploding: the short running
 # average of the losses (weight EXPLODE_WEIGHT on the newest chunk's), not one window's loss, which
 # on an unusual stretch of text can exceed it once without anything going wrong.
@@ -112,6 +114,10 @@ class Run:
         self.trainer = Trainer(model, ids[:split], seq_length=config.seq_length,
                                learning_rate=config.learning_rate, batch_size=config.batch_size,
                                clip=config.clip, optimizer=config.optimizer, val_ids=val, seed=config.seed)
+        # Snapshots of the whole training state over the run (playground.timeline), the untrained
+        # model first. Not runtime state: it goes wherever the run goes, saves included.
+        self.timeline = tl.Timeline.for_trainer(self.trainer)
+        self.timeline.add(tl.take(self.trainer))
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -193,9 +199,11 @@ class Run:
                 tr.validate()
                 self._last_val = clock()
                 continue
-            n = chunk or self._chunk_size(None if deadline is None else deadline - clock())
+            n = (chunk - report.iterations) if chunk else self._chunk_size(
+                None if deadline is None else deadline - clock())
             if stop_at is not None:
                 n = min(n, stop_at - tr.iteration)
+            n = min(n, self.timeline.steps_to_next(tr.iteration))   # a chunk ends at the next snapshot
             start_iter = tr.iteration
             try:
                 tr.step(n)
@@ -211,6 +219,8 @@ class Run:
             if self._loss_average > EXPLODE_FACTOR * self.untrained_loss:
                 report.alert = self._roll_back(loss)
                 break
+            if self.timeline.due(tr.iteration):
+                self.timeline.add(tl.take(tr))
             self._periodic(clock)
         report.seconds = clock() - t0
         now = time.monotonic()
@@ -272,6 +282,7 @@ class Run:
     def _roll_back(self, loss: float) -> str:
         bad_iter = self.trainer.iteration
         self.trainer = self._good.clone()
+        self.timeline.truncate(self.trainer.iteration)   # the moments after it are gone
         self._loss_average = self.trainer.smooth_loss
         lr = self.trainer.learning_rate
         return self._pause_with(
@@ -287,14 +298,33 @@ class Run:
         other = copy.copy(self)
         other.trainer = self.trainer.clone()
         other.samples = deque(self.samples, maxlen=self.samples.maxlen)
+        other.timeline = self.timeline.copy()
+        return other
+
+    def continue_from(self, index: int) -> "Run":
+        """A new run (new uid) continuing from timeline snapshot ``index``: the training state as it
+        was then (bit-for-bit), the settings it trained with then, the samples, curves and snapshots
+        up to then. This run is not changed."""
+        check_int("index", index, 0, len(self.timeline) - 1)
+        snap = self.timeline.snapshots[index]
+        other = copy.copy(self)
+        other.uid = uuid.uuid4().hex
+        other.trainer = tl.restore(self.trainer, snap)
+        other.config = replace(self.config, learning_rate=snap.learning_rate, optimizer=snap.optimizer,
+                               clip=snap.clip)
+        other.timeline = self.timeline.copy()
+        other.timeline.truncate(snap.iteration)
+        other._init_runtime()
+        other.samples.extend(s for s in self.samples if s[0] <= snap.iteration)
         return other
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
         """The run as an rnn_core checkpoint (.npz), with the app's fields in its metadata."""
+        facts, values = self.timeline.to_saved()
         self.trainer.metadata = {"app": {"config": asdict(self.config), "corpus_label": self.corpus_label,
-                                         "samples": [list(s) for s in self.samples]}}
-        return checkpoint_bytes(self.trainer, self.vocab)
+                                         "samples": [list(s) for s in self.samples], "timeline": facts}}
+        return checkpoint_bytes(self.trainer, self.vocab, values)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Run":
@@ -309,7 +339,7 @@ class Run:
 
         from rnn_core.limits import MAX_ITERATION, MAX_LABEL_LENGTH, MAX_SAMPLE_LENGTH
 
-        trainer, vocab = load_checkpoint_bytes(data)
+        trainer, vocab, timeline_values = load_checkpoint_bytes(data, with_app_state=True)
         app = trainer.metadata.get("app") if isinstance(trainer.metadata, dict) else None
         app = app if isinstance(app, dict) else {}   # a foreign or hand-edited file: ignore, don't crash
         tr_settings = dict(hidden_size=trainer.model.hidden_size, seq_length=trainer.seq_length,
@@ -343,10 +373,14 @@ class Run:
                 raise ValueError(f"not a valid checkpoint: a sample must have an iteration between 0 and "
                                  f"{MAX_ITERATION} and at most {MAX_SAMPLE_LENGTH} characters")
             kept.append((item[0], item[1]))
+        timeline = tl.Timeline.from_saved(app.get("timeline"), timeline_values, trainer)
+        if not len(timeline):     # a file without a timeline (the command line's): it starts here
+            timeline.add(tl.take(trainer))
         run = cls.__new__(cls)
         run.uid = uuid.uuid4().hex
         run.config, run.vocab, run.trainer = config, vocab, trainer
         run.corpus_label = label
+        run.timeline = timeline
         run._init_runtime()
         run.samples.extend(kept)
         return run

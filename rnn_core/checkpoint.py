@@ -38,9 +38,15 @@ _OPT_SLOTS = {"adagrad": ("mem",), "sgd": (), "momentum": ("velocity",), "rmspro
 # The entries of a checkpoint: these, "val_ids" when there is a validation text, and per parameter
 # "param_<name>" plus one "opt_<slot>_<name>" per slot of the optimizer.
 _ENTRIES = ("meta", "vocab", "data_ids", "hprev", "history", "val_history")
-_OPTIONAL_ENTRIES = ("val_ids",)
+_OPTIONAL_ENTRIES = ("val_ids", "app_state")
+# "app_state": an application's own 1-D array of the model's float dtype, saved and checked (finite,
+# its length at most MAX_APP_STATE_VALUES) but not interpreted here; the app checks what it means
+# (RNN Playground: the run's timeline of snapshots). Stored without compression: trained float64
+# weights and optimizer state deflate by a few percent only, at a cost of milliseconds per megabyte.
+APP_STATE = "app_state"
+MAX_APP_STATE_VALUES = 4 * 2**20
 MOST_ENTRIES = (len(_ENTRIES) + len(_OPTIONAL_ENTRIES)
-                + len(PARAM_NAMES) * (1 + max(len(slots) for slots in _OPT_SLOTS.values())))   # 22 (Adam)
+                + len(PARAM_NAMES) * (1 + max(len(slots) for slots in _OPT_SLOTS.values())))   # 23 (Adam)
 # An archive with more entries is refused before NumPy reads its directory: zipfile keeps an object
 # per entry, so 200,000 empty members in a 10 MB upload would cost about 100 MB. Room to spare.
 MAX_ENTRIES = 64
@@ -65,8 +71,9 @@ def _meta(trainer: Trainer) -> dict:
     }
 
 
-def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
-    """Write the whole training state to ``file`` (a path or a binary file object)."""
+def save_checkpoint(file, trainer: Trainer, vocab: Vocab, app_state: np.ndarray | None = None) -> None:
+    """Write the whole training state to ``file`` (a path or a binary file object), and
+    ``app_state`` (n,) of the model's dtype, finite, n <= MAX_APP_STATE_VALUES, if given."""
     if vocab.size != trainer.model.vocab_size:
         raise ValueError(f"vocab has {vocab.size} characters but the model expects {trainer.model.vocab_size}")
     text = json.dumps(_meta(trainer), ensure_ascii=False)
@@ -84,6 +91,8 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
     }
     if trainer.val_ids is not None:
         arrays["val_ids"] = np.asarray(trainer.val_ids)
+    if app_state is not None:
+        arrays[APP_STATE] = _checked_app_state(app_state, trainer.model.dtype)
     for k in PARAM_NAMES:
         arrays[f"param_{k}"] = trainer.model.params[k]
         for slot in _OPT_SLOTS[trainer.optimizer_name]:
@@ -96,18 +105,32 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab) -> None:
 COMPRESS_LEVEL = 1
 
 
+def _checked_app_state(values, dtype) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.dtype != dtype:
+        raise ValueError(f"app_state must be 1-D of the model's dtype {dtype}, got shape {arr.shape} dtype {arr.dtype}")
+    if arr.shape[0] > MAX_APP_STATE_VALUES:
+        raise ValueError(f"app_state holds {arr.shape[0]} values; at most {MAX_APP_STATE_VALUES} can be saved")
+    if not np.isfinite(arr).all():
+        raise ValueError("app_state must hold finite numbers only")
+    return arr
+
+
 def _write_npz(file, arrays: dict) -> None:
-    """The .npz layout np.savez writes (one name.npy member per array), deflated at COMPRESS_LEVEL."""
+    """The .npz layout np.savez writes (one name.npy member per array), deflated at COMPRESS_LEVEL
+    (the app's state stored as it is: see APP_STATE)."""
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL,
                          allowZip64=True) as archive:
         for name, value in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+            kind = zipfile.ZIP_STORED if name == APP_STATE else zipfile.ZIP_DEFLATED
+            with archive.open(zipfile.ZipInfo(f"{name}.npy") if kind == zipfile.ZIP_STORED else f"{name}.npy",
+                              "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
-def checkpoint_bytes(trainer: Trainer, vocab: Vocab) -> bytes:
+def checkpoint_bytes(trainer: Trainer, vocab: Vocab, app_state: np.ndarray | None = None) -> bytes:
     buf = io.BytesIO()
-    save_checkpoint(buf, trainer, vocab)
+    save_checkpoint(buf, trainer, vocab, app_state)
     return buf.getvalue()
 
 
@@ -314,13 +337,18 @@ def _check_json(value, path: str = "meta", depth: int = 0) -> None:
 
 def _rng_state(meta: dict) -> dict:
     """The sampling generator's state: NumPy's PCG64 state dict, every field in its range."""
-    state = _field(meta, "rng_state", dict)
-    inner = state.get("state")
+    return check_rng_state(_field(meta, "rng_state", dict))
+
+
+def check_rng_state(state) -> dict:
+    """``state`` if it is NumPy's PCG64 state dict with every field in its range (parsed JSON from
+    a file: an app's own saved generator states use this too); otherwise ValueError."""
+    inner = state.get("state") if isinstance(state, dict) else None
     ok = (set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
           and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
           and all(type(inner[k]) is int and 0 <= inner[k] < 2**128 for k in ("state", "inc"))
           and state["has_uint32"] in (0, 1) and type(state["has_uint32"]) is int
-          and type(state["uinteger"]) is int and 0 <= state["uinteger"] < 2**32)
+          and type(state["uinteger"]) is int and 0 <= state["uinteger"] < 2**32) if inner is not None else False
     if not ok:
         raise ValueError("not a valid checkpoint: the random generator state is malformed "
                          "(expected NumPy's PCG64 state)")
@@ -407,10 +435,11 @@ def _entries_of(file) -> int | None:
         return None
 
 
-def load_checkpoint(file):
-    """-> (trainer, vocab). Raises ValueError with a clear message for anything that is not a
-    complete, consistent checkpoint of this format (every message starts "not a valid
-    checkpoint: ...", except for a file of an unsupported format version)."""
+def load_checkpoint(file, with_app_state: bool = False):
+    """-> (trainer, vocab), or (trainer, vocab, app_state (n,) or None) with ``with_app_state``.
+    Raises ValueError with a clear message for anything that is not a complete, consistent
+    checkpoint of this format (every message starts "not a valid checkpoint: ...", except for a
+    file of an unsupported format version)."""
     n = _entries_of(file)
     if n is not None and n > MAX_ENTRIES:
         raise ValueError(f"not a valid checkpoint: it holds {n} entries, at most {MAX_ENTRIES} are allowed")
@@ -428,7 +457,8 @@ def load_checkpoint(file):
             if unpacked > MAX_UNPACKED_BYTES:
                 raise ValueError(f"not a valid checkpoint: it would unpack to {unpacked / 2**20:.0f} MB, "
                                  f"more than the {MAX_UNPACKED_BYTES // 2**20} MB allowed")
-            return _build(npz)
+            trainer, vocab, app_state = _build(npz)
+            return (trainer, vocab, app_state) if with_app_state else (trainer, vocab)
         except ValueError as exc:
             if str(exc).startswith(_OWN_MESSAGES):
                 raise
@@ -526,13 +556,16 @@ def _build(npz):
     if not isinstance(metadata, dict):
         raise ValueError("not a valid checkpoint: metadata must be a mapping")
     trainer.metadata = metadata
-    return trainer, vocab
+    app_state = None
+    if APP_STATE in present:
+        app_state = r.get(APP_STATE, dtype=model.dtype, max_len=MAX_APP_STATE_VALUES)
+    return trainer, vocab, app_state
 
 
-def load_checkpoint_bytes(data: bytes):
+def load_checkpoint_bytes(data: bytes, with_app_state: bool = False):
     if not data:
         raise ValueError("not a valid checkpoint: the file is empty")
-    return load_checkpoint(io.BytesIO(data))
+    return load_checkpoint(io.BytesIO(data), with_app_state=with_app_state)
 
 
 

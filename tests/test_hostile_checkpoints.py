@@ -265,7 +265,7 @@ def test_the_largest_checkpoint_has_the_most_entries_the_loader_counts_and_still
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10, optimizer="adam"), POEM, "poems")
     run.step(2)
     data = run.to_bytes()
-    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == MOST_ENTRIES == 22 <= MAX_ENTRIES
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == MOST_ENTRIES == 23 <= MAX_ENTRIES
     path = tmp_path / "adam.npz"
     path.write_bytes(data)
     with open(path, "rb") as f:
