@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from playground import compare, experiment, figures, persist, state
+from playground import compare, experiment, figures, persist, state, timeline_ui
 from playground.escape import markdown_text
 from playground.textviews import count, reveal_invisible
 from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
@@ -136,7 +136,7 @@ def _clear_curves() -> None:
     ss.kept_curves = ()
 
 
-@st.fragment(run_every=state.live_interval())
+@st.fragment(run_every=timeline_ui.refresh_interval(state.live_interval()))
 def live_panel() -> None:
     run = state.get_run()
     tr = run.trainer
@@ -164,14 +164,15 @@ def live_panel() -> None:
     val = tr.val_history.as_arrays()
     smoothing = ss.loss_smoothing
     smooth, smooth_label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
-    st.plotly_chart(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
+    st.plotly_chart(timeline_ui.marked(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=ss.loss_unit, val_iterations=val["iteration"],
                                         val_bits_per_char=val["val_bits_per_char"], max_points=1000,
                                         smooth_label=smooth_label, loss_min=hist["loss_min"],
                                         loss_max=hist["loss_max"],
-                                        compare=compare.for_chart(ss.kept_curves, smoothing)),
+                                        compare=compare.for_chart(ss.kept_curves, smoothing)), run),
                     key="loss_chart", width="stretch")
+    timeline_ui.section(run)
 
     inputs, _, h0, chars = window_chars(run)
     trace = run.trainer.model.forward(inputs, h0)

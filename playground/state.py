@@ -16,7 +16,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import experiment, figures, persist, trainers, watch
+from playground import compare, experiment, figures, persist, trainers, watch
 from playground.escape import markdown_text
 from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
@@ -387,6 +387,33 @@ def make_own_copy() -> None:
     st.query_params.pop(watch.QUERY_KEY, None)
     flash("success", f"This is your own copy, at iteration {run.iteration:,}: press Start to train it. "
                      "The run you were watching goes on without you.")
+
+
+@owner_only
+def continue_from_snapshot(index: int) -> None:
+    """The timeline's "Continue from here": a new run from timeline snapshot ``index`` of the run on
+    screen, trained in this session from now on. The run it came from is kept: paused, saved under
+    its own link, and its loss curve kept on the chart (as Compare runs keeps one)."""
+    ss = st.session_state
+    handle = trainer()
+    current = _show(_survive(handle.pause, ss.run))
+    ss.running = False
+    if not 0 <= index < len(current.timeline):
+        flash("error", "That snapshot is no longer kept (the timeline was thinned); pick another one.")
+        return
+    persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
+    link = persist.run_link(st.context.url)
+    fork = current.continue_from(index)
+    ss.kept_curves = compare.keep(ss.kept_curves, current)
+    handle.release()                      # its worker's copy: the run itself is in session state and saved
+    ss.trainer = trainers.get_pool().handle(fork)
+    _show(fork)
+    load_config_into_widgets(fork.config)
+    persist.begin_own_run()               # a new run id: saves of the fork never overwrite the original
+    persist.save_now()
+    kept = f" (its link: {markdown_text(link)})" if link else ""
+    flash("success", f"A new run continues from iteration {fork.iteration:,}: press Start to train it. The run "
+                     f"you had, at iteration {current.iteration:,}, is kept{kept}; its curve is dashed on the chart.")
 
 
 def _run_summary(run: Run) -> None:
