@@ -19,8 +19,10 @@ st.html("""<style>
 .present-number { font-size: 56px; font-weight: 700; line-height: 1.1; }
 .present-label { font-size: 24px; color: #555; }
 .present-sample { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 24px; line-height: 1.3;
-  white-space: pre-wrap; background: #f6f6f6; border-radius: 8px; padding: 10px 14px; height: 330px;
-  overflow: hidden; }
+  white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; background: #f6f6f6;
+  border-radius: 8px; padding: 10px 14px; height: 300px; overflow: hidden; }
+.present-sample .rnn-textview { line-height: 1.35 !important; }
+.st-key-present_unit [role="combobox"], .st-key-present_unit input { font-size: 24px; }
 .st-key-present_controls button p { font-size: 28px; }
 .st-key-present_controls button { min-height: 64px; }
 </style>""")
@@ -76,19 +78,21 @@ def sample() -> None:
     H = run.trainer.model.hidden_size
     latest = run.samples[-1] if run.samples else None
     label, choice = st.columns([3, 2], vertical_alignment="center")
-    label.html(f'<div class="present-label">sample at iteration {latest[0]:,}</div>' if latest else
-               '<div class="present-label">a sample appears here once the run trains</div>')
     if ss.get("present_unit") is not None and ss.present_unit >= H:
         ss.present_unit = None      # the run was reset to fewer hidden units
     unit = choice.selectbox("Colour by hidden unit", [None, *range(H)], key="present_unit",
-                            format_func=lambda u: "no colouring" if u is None else f"unit {u}",
+                            label_visibility="collapsed",
+                            format_func=lambda u: "no colouring" if u is None else f"colour: unit {u}",
                             help="Each character of the sample on the colour of this unit's activation hₜ "
                                  "right after the current weights read it (blue −1, white 0, orange +1).")
     coloured = unit_coloured_html(run, latest[1], unit) if latest and unit is not None else None
+    with label:
+        st.html(f'<div class="present-label">sample at iteration {latest[0]:,}</div>' if latest else
+                '<div class="present-label">a sample appears here once the run trains</div>')
+        if coloured is not None:
+            st.html(textviews.legend_html(-1, 1, label=f"h[{unit}] after reading the character", width_px=300))
     body = coloured if coloured is not None else (sample_html(latest[1]) if latest else "")
     st.html(f'<div class="present-sample">{body}</div>')
-    if coloured is not None:
-        st.html(textviews.legend_html(-1, 1, label=f"h[{unit}] after reading the character", width_px=320))
 
 
 @st.fragment(run_every=state.live_interval())

@@ -66,3 +66,53 @@ def test_an_experiment_link_opens_a_fresh_run_with_its_settings(browser, tmp_pat
                     context.close()
     except AppServerError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+PRESENTER_NUMBER_AT_LEAST_JS = """
+(min) => {
+  const n = document.querySelector(".present-number");
+  return n !== null && parseInt(n.innerText.replace(/,/g, ""), 10) >= min;
+}
+"""
+
+
+def test_presenter_mode_fits_a_1280x720_projector_with_back_row_type(browser, tmp_path):
+    """P enters presenter mode; it trains from its own big buttons, colours the sample by a unit, and
+    everything (numbers, sample, chart, controls) is on one 1280×720 screen in ≥ 24 px type."""
+    try:
+        with serve_app(tmp_path / "runs") as server:
+            context, page = open_app(browser, server.url, width=1280, height=720)
+            try:
+                page.locator("[data-testid='stMain'] h1").first.click()
+                page.keyboard.press("p")
+                page.locator(".present-number").first.wait_for(state="visible")
+                assert "present=1" in page.url
+                expect(page.locator("[data-testid='stSidebar']")).to_be_hidden()   # no navigation column
+                page.locator(".st-key-present_start button").click()
+                page.wait_for_function(PRESENTER_NUMBER_AT_LEAST_JS, arg=500)
+                page.locator(".st-key-present_pause button").click()
+                page.locator(".st-key-present_start button").wait_for(state="visible")
+                wait_idle(page)
+                expect(page.get_by_text("sample at iteration")).to_be_visible()
+                page.locator(".st-key-present_unit").get_by_role("combobox").click()
+                page.get_by_role("option", name="colour: unit 5", exact=True).click()
+                wait_idle(page)
+                coloured = page.locator(".present-sample .rnn-textview")
+                coloured.wait_for(state="visible")
+                sizes = page.evaluate("""() => ({
+                    number: getComputedStyle(document.querySelector('.present-number')).fontSize,
+                    label: getComputedStyle(document.querySelector('.present-label')).fontSize,
+                    sample: getComputedStyle(document.querySelector('.present-sample .rnn-textview')).fontSize,
+                    button: getComputedStyle(document.querySelector('.st-key-present_controls button p')).fontSize,
+                })""")
+                page.screenshot(path=str(tmp_path / "presenter.png"))      # what the back row sees
+                assert all(float(size.rstrip("px")) >= 24 for size in sizes.values()), sizes
+                for locator in (page.locator(".st-key-present_controls"), page.locator(".present-number").first,
+                                page.locator(".present-sample"), page.locator(".st-key-present_loss")):
+                    box = locator.bounding_box()
+                    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+                assert_no_exception(page)
+            finally:
+                context.close()
+    except AppServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
