@@ -80,8 +80,16 @@ def _store_at(path: str) -> RunStore:
 
 
 def get_store() -> RunStore | None:
-    """The RunStore in the data dir ($RNN_PLAYGROUND_DATA_DIR if set), or None if it is unusable."""
-    path = str(default_data_dir())
+    """The RunStore in the data dir ($RNN_PLAYGROUND_STORE_URL or $RNN_PLAYGROUND_DATA_DIR if set),
+    or None if it is unusable."""
+    try:
+        path = str(default_data_dir())
+    except ValueError as exc:     # a store URL this build cannot use: said once in the log
+        path = f"<{exc}>"
+        if path not in _UNUSABLE_LOGGED:
+            _UNUSABLE_LOGGED.add(path)
+            log.warning("run store unavailable: %s", exc)
+        return None
     try:
         return _store_at(path)
     except (OSError, ValueError) as exc:
@@ -298,6 +306,9 @@ def _register(sp: SessionPersist, run: Run) -> None:
     ss = st.session_state
     sp.run, sp.lock, sp.seen_at = run, ss.get("run_lock"), time.monotonic()
     sp.handle = ss.get("trainer")
+    bind = getattr(sp.handle, "bind", None)
+    if bind is not None:      # a Ray actor is named by the run id, so other replicas find it by its link
+        bind(sp.run_id)
     sp.training = bool(ss.get("running"))
     sp.session_id = _session_id()
     sp.store = get_store()
@@ -415,11 +426,15 @@ def _sweep_forever() -> None:
 
 def owner_handle(run_id: str) -> trainers.TrainerHandle | None:
     """The trainer of the session in this server that last ran a script on ``run_id`` (what its
-    watchers follow), or None if no live session holds it."""
+    watchers follow); else, on a Ray cluster, the read side of the run's actor (its owner may be on
+    another replica); None if nobody trains it."""
     with _LIVE_GUARD:
         holders = [sp for sp in _LIVE.values() if sp.run_id == run_id and sp.handle is not None]
     if not holders:
-        return None
+        try:
+            return trainers.get_pool().find(run_id)
+        except trainers.WorkerDied:     # the cluster is unreachable: the watcher reads the last save
+            return None
     return max(holders, key=lambda sp: sp.seen_at).handle
 
 
@@ -557,14 +572,18 @@ def restore_from_url() -> Run | None:
             else:
                 payload, version = found
                 run = Run.from_bytes(payload)
+                run, greeting = _live_copy(requested, store, run)
                 sp = SessionPersist(requested, saved_signature=_signature(run))
                 sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime,
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
                 adopt_text(run)
-                _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at iteration "
-                                  f"{run.iteration:,}.")
+                if greeting is not None:
+                    _flash("warning", greeting)
+                else:
+                    _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at "
+                                      f"iteration {run.iteration:,}.")
                 return run
         except Exception as exc:   # a corrupt, foreign or unreadable file must not stop the app
             log.warning("restoring run %s failed: %r", requested[:6], exc)
@@ -578,6 +597,27 @@ def restore_from_url() -> Run | None:
     _session()     # a new id, not the requested one: never overwrite a file we could not read
     st.query_params.pop(QUERY_KEY, None)
     return None
+
+
+def _live_copy(run_id: str, store: RunStore, stored: Run) -> tuple[Run, str | None]:
+    """A run being opened by its link, on a Ray cluster: (the run, a sentence or None).
+
+    Its actor lives (trained through another replica, or this one before a restart): the session
+    takes a lease on it, and gets the run as the actor has it, training if it trains. The store
+    says it had an actor that is gone (its node died): the last save, paused, with the sentence of
+    a restarted training process. Otherwise (the local pool, or no actor): the stored run."""
+    try:
+        handle = trainers.get_pool().attach(run_id)
+    except trainers.WorkerDied:     # the cluster is unreachable: the stored run, paused
+        return stored, None
+    if handle is not None:
+        st.session_state.trainer = handle
+        st.session_state.running = handle.running
+        return handle.latest, None
+    if getattr(trainers.get_pool(), "store_dir", None) is not None and store.actor_marked(run_id):
+        store.unmark_actor(run_id)
+        return stored, trainers.restarted_sentence(stored.iteration)
+    return stored, None
 
 
 def after_init() -> None:

@@ -32,6 +32,10 @@ except ImportError:   # Windows: no flock; one server process per data directory
     fcntl = None
 
 ENV_DATA_DIR = "RNN_PLAYGROUND_DATA_DIR"
+# Where every UI replica and Ray actor finds the runs, as a URL: file:///srv/runs (or a plain path).
+# Wins over RNN_PLAYGROUND_DATA_DIR. Object stores (s3://, gs://) are reached through a directory
+# every node mounts (docs/scaling.md): the store needs rename and flock, which they do not give.
+ENV_STORE_URL = "RNN_PLAYGROUND_STORE_URL"
 ENV_MAX_AGE_DAYS = "RNN_PLAYGROUND_MAX_AGE_DAYS"
 ENV_MAX_TOTAL_MB = "RNN_PLAYGROUND_MAX_TOTAL_MB"
 
@@ -47,6 +51,7 @@ _TEMP_SUFFIX = ".tmp"
 LOCK_FILE_NAME = ".lock"
 WATCH_SUFFIX = ".watch"         # <watch_id>.watch: the run id a watch link shows
 WATCHING_SUFFIX = ".watching"   # <run_id>.watching: the run's current watch id
+ACTOR_SUFFIX = ".actor"         # <run_id>.actor: the run has a live Ray actor (ray_backend)
 _ANY = object()   # save_unless_changed's "whatever is stored"
 # ASCII letters, digits, "_" and "-" only: no ".", "/", "\\" or NUL, so no traversal is expressible.
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -74,12 +79,33 @@ def _check_run_id(run_id: object) -> str:
     return run_id  # type: ignore[return-value]
 
 
+def path_from_url(url: str) -> Path:
+    """The directory a store URL names: ``file:///abs/path``, ``file://localhost/abs/path`` or a
+    plain path. Another scheme raises ValueError with a sentence saying what to use instead."""
+    from urllib.parse import unquote, urlsplit
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"{ENV_STORE_URL}: a file:// URL must name a directory on this machine, got "
+                             f"host {parts.netloc!r}")
+        return Path(unquote(parts.path))
+    if "://" in text:
+        raise ValueError(f"{ENV_STORE_URL}: runs are stored in a directory (file:///path); for a {parts.scheme}:// "
+                         "location, mount it as a directory on every machine and give that path")
+    return Path(text).expanduser()
+
+
 def default_data_dir(platform: str | None = None) -> Path:
-    """Directory for run files: $RNN_PLAYGROUND_DATA_DIR if set, else the user's cache dir.
+    """Directory for run files: $RNN_PLAYGROUND_STORE_URL (see path_from_url), else
+    $RNN_PLAYGROUND_DATA_DIR if set, else the user's cache dir.
 
     Cache dir: Linux/other ``$XDG_CACHE_HOME`` (if absolute) or ``~/.cache``; macOS
     ``~/Library/Caches``; Windows ``%LOCALAPPDATA%``. ``platform`` defaults to ``sys.platform``.
     """
+    url = os.environ.get(ENV_STORE_URL, "").strip()
+    if url:
+        return path_from_url(url)
     configured = os.environ.get(ENV_DATA_DIR, "").strip()
     if configured:
         return Path(configured).expanduser()
@@ -324,6 +350,19 @@ class RunStore:
                 _unlink_quietly(self.data_dir / (old + WATCH_SUFFIX))
         return watch_id
 
+    # ------------------------------------------------------------ live actors (ray_backend)
+    def mark_actor(self, run_id: str) -> None:
+        """The run has a live actor (written by the actor when it starts)."""
+        self._write_small(self.data_dir / (_check_run_id(run_id) + ACTOR_SUFFIX), run_id)
+
+    def unmark_actor(self, run_id: str) -> None:
+        """The run's actor ended cleanly (its run saved, or handed to a session to save)."""
+        _unlink_quietly(self.data_dir / (_check_run_id(run_id) + ACTOR_SUFFIX))
+
+    def actor_marked(self, run_id: str) -> bool:
+        """True while a marker says the run has a live actor: with no such actor, it died."""
+        return self._read_small(self.data_dir / (_check_run_id(run_id) + ACTOR_SUFFIX)) == run_id
+
     def _write_small(self, path: Path, text: str) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{path.stem}.", suffix=_TEMP_SUFFIX,
                                          dir=self.data_dir)
@@ -357,6 +396,8 @@ class RunStore:
         except FileNotFoundError:
             return
         for name in names:
+            if name.endswith(ACTOR_SUFFIX) and name[: -len(ACTOR_SUFFIX)] in removed:
+                _unlink_quietly(self.data_dir / name)
             if name.endswith(WATCHING_SUFFIX) and name[: -len(WATCHING_SUFFIX)] in removed:
                 watch_id = self._read_small(self.data_dir / name)
                 _unlink_quietly(self.data_dir / name)

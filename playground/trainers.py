@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 ENV_WORKERS = "RNN_PLAYGROUND_WORKERS"
 ENV_MAX_TRAINING = "RNN_PLAYGROUND_MAX_TRAINING"
+# Names a Ray cluster (auto, ray://host:10001, or local): runs then train as Ray actors
+# (playground.ray_backend), which any UI replica finds by run id. Unset: this module's local pool.
+ENV_RAY_ADDRESS = "RNN_PLAYGROUND_RAY_ADDRESS"
 TRAINING_PER_WORKER = 8     # default cap on runs training at once: this many per worker process
 SLICE_SECONDS = 0.05        # a running run trains this long before the next running run's turn
 # Added to a worker's scheduling niceness. 0: a browser on the same machine (a teacher's laptop
@@ -84,6 +87,13 @@ class Progress:
     alert: str | None = None      # the divergence guard paused the run (with this message)
     reached: int | None = None    # the run paused itself at its stop_at iteration
     restarted: int | None = None  # its worker died: the run continues (paused) from this iteration
+
+
+def restarted_sentence(iteration: int) -> str:
+    """What a session is told when its run lost its training process (a local worker that died, a
+    Ray actor whose node died) and continues, paused, from its last copy."""
+    return (f"The training process restarted; the run continues from iteration {iteration:,}. "
+            "Press Start to train on.")
 
 
 def default_workers() -> int:
@@ -567,6 +577,16 @@ class TrainerPool:
         """Put ``run`` on a worker; the caller (a session) keeps the handle."""
         return TrainerHandle(self, run)
 
+    def attach(self, run_id: str) -> "TrainerHandle | None":
+        """A handle on ``run_id`` held by another UI process (a Ray actor), or None. The local
+        pool's runs belong to sessions of this process, which persist finds itself: always None."""
+        return None
+
+    def find(self, run_id: str):
+        """The read side (running, peek, snapshot) of ``run_id`` trained outside this process, for
+        its watchers; the local pool has none: always None."""
+        return None
+
     def close(self) -> None:
         with self._lock:
             self.closed = True
@@ -606,6 +626,10 @@ class TrainerHandle:
     @property
     def placed(self) -> bool:
         return self._index is not None
+
+    def bind(self, run_id: str) -> None:
+        """The session's run id. A local worker's runs need no name (only this process reaches
+        them); a Ray actor is named by it (ray_backend.RayHandle.bind)."""
 
     @property
     def worker_pid(self) -> int | None:
@@ -749,10 +773,15 @@ _POOL_GUARD = threading.Lock()
 
 
 def get_pool() -> TrainerPool:
-    """The process's pool, created on first use (configured by the environment)."""
+    """The process's pool, created on first use (configured by the environment): the Ray backend
+    when $RNN_PLAYGROUND_RAY_ADDRESS is set (only then is Ray imported), else local workers."""
     with _POOL_GUARD:
         if not _POOL or _POOL[0].closed:
-            _POOL[:] = [TrainerPool()]
+            if os.environ.get(ENV_RAY_ADDRESS, "").strip():
+                from playground import ray_backend
+                _POOL[:] = [ray_backend.RayPool()]
+            else:
+                _POOL[:] = [TrainerPool()]
         return _POOL[0]
 
 

@@ -1,0 +1,217 @@
+"""The Ray backend without a UI: runs as named, detached Ray actors behind the TrainerHandle interface.
+
+Against a local Ray started by the module's fixture (2 CPUs, no dashboard). Skipped when Ray is not
+installed, except under CI (requirements-dev.txt installs requirements-ray.txt there), where a
+missing Ray fails. Waits poll a condition with a deadline; nothing here is timed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from playground import trainers
+from playground.store import RunStore, new_run_id, path_from_url
+from tests.test_trainers import same_weights, small_run, wait_for
+
+try:
+    import ray
+except ImportError:
+    ray = None
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if ray is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but Ray is not installed: pip install -r requirements-ray.txt", pytrace=False)
+        pytest.skip("Ray is not installed (pip install -r requirements-ray.txt to run the Ray backend's tests)")
+    from playground import ray_backend
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, namespace=ray_backend.NAMESPACE, log_to_driver=False)
+    yield ray_backend
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+@pytest.fixture
+def pool(cluster, store):
+    pool = cluster.RayPool(store_dir=str(store.data_dir), max_training=16, idle_seconds=600)
+    yield pool
+    pool.close()
+
+
+def trained_past(handle, n: int):
+    return wait_for(lambda: (p := handle.progress()).iteration >= n and p, f"iteration {n}")
+
+
+def test_a_run_trains_in_a_named_actor_and_a_pause_holds(cluster, pool, store):
+    handle = pool.handle(small_run())
+    assert not handle.placed               # no actor until the session trains
+    run_id = new_run_id()
+    handle.bind(run_id)
+    handle.start()
+    assert handle.placed and handle.worker_pid not in (None, os.getpid())
+    assert cluster.lookup(run_id) is not None and store.actor_marked(run_id)
+    progress = trained_past(handle, 200)
+    assert progress.running
+    paused = handle.pause()
+    assert paused.iteration >= 200 and not handle.running
+    for _ in range(3):
+        assert handle.progress().iteration == paused.iteration and not handle.progress().running
+    handle.release()
+    wait_for(lambda: cluster.lookup(run_id) is None, "the actor to end with its last lease")
+    assert not store.actor_marked(run_id)
+
+
+def test_step_and_live_settings_are_the_engines(pool):
+    handle = pool.handle(small_run())
+    local = small_run()
+    run, alert = handle.step(5)
+    local.step(5)
+    assert alert is None and run.iteration == 5 and same_weights(run, local)
+    with pytest.raises(ValueError) as bad:
+        handle.apply_live(_bad_config())
+    assert "Traceback" not in str(bad.value) and "\n" not in str(bad.value)
+    assert handle.snapshot().iteration == 5
+    handle.release()
+
+
+def _bad_config():
+    config = small_run().config
+    object.__setattr__(config, "learning_rate", -1.0)   # past validate(): the actor's own check says no
+    return config
+
+
+def test_another_replica_finds_the_run_by_its_id_watches_it_and_controls_it(cluster, pool, store):
+    owner = pool.handle(small_run())
+    run_id = new_run_id()
+    owner.bind(run_id)
+    owner.start()
+    trained_past(owner, 50)
+    other_replica = cluster.RayPool(store_dir=str(store.data_dir), max_training=16)
+    view = other_replica.find(run_id)
+    seen = view.peek().iteration
+    wait_for(lambda: view.peek().iteration > seen, "the watcher to see the run move")
+    assert view.running and view.snapshot().iteration >= seen
+    second = other_replica.attach(run_id)          # its private link opened on the other replica
+    assert second.running and second.latest.iteration >= seen
+    owner.release()                                # the first session leaves: the run trains on
+    moved = second.progress().iteration
+    wait_for(lambda: second.progress().iteration > moved, "training to go on for the other lease")
+    stopped = second.pause()
+    assert not second.progress().running and second.progress().iteration == stopped.iteration
+    second.release()
+    wait_for(lambda: cluster.lookup(run_id) is None, "the actor to end with its last lease")
+
+
+def test_a_dead_actor_is_replaced_from_the_last_copy_with_the_restart_news(cluster, pool, store):
+    handle = pool.handle(small_run())
+    run_id = new_run_id()
+    handle.bind(run_id)
+    handle.start()
+    trained_past(handle, 20)
+    kept = handle.snapshot().iteration
+    ray.kill(cluster.lookup(run_id), no_restart=True)     # its node died
+    assert store.actor_marked(run_id)                      # what tells the next replica it died
+    progress = wait_for(lambda: (p := handle.progress()).restarted is not None and p, "the restart news")
+    assert progress.restarted == kept and not handle.running
+    assert trainers.restarted_sentence(kept).startswith("The training process restarted")
+    assert handle.progress().restarted is None             # said once
+    handle.start()
+    trained_past(handle, kept + 10)
+    handle.release()
+
+
+def test_an_actor_nobody_polls_saves_itself_and_ends(cluster, store):
+    idle_pool = cluster.RayPool(store_dir=str(store.data_dir), max_training=16, idle_seconds=1.0)
+    handle = idle_pool.handle(small_run())
+    run_id = new_run_id()
+    handle.bind(run_id)
+    handle.start()
+    reached = trained_past(handle, 20).iteration
+    # The UI process goes away without a word: no more calls.
+    wait_for(lambda: cluster.lookup(run_id) is None, "the idle actor to end")
+    saved = wait_for(lambda: store.load(run_id), "the idle actor's save")
+    from playground.run import Run
+    assert Run.from_bytes(saved).iteration >= reached
+    assert not store.actor_marked(run_id)
+
+
+def test_a_run_whose_link_changes_moves_to_an_actor_of_that_name(cluster, pool):
+    handle = pool.handle(small_run())
+    first, second = new_run_id(), new_run_id()
+    handle.bind(first)
+    handle.start()
+    trained_past(handle, 10)
+    handle.bind(second)
+    assert handle.running and cluster.lookup(second) is not None
+    wait_for(lambda: cluster.lookup(first) is None, "the old name to be free")
+    trained_past(handle, 30)
+    handle.release()
+
+
+def test_without_the_variable_the_app_never_imports_ray():
+    env = {k: v for k, v in os.environ.items() if k != trainers.ENV_RAY_ADDRESS}
+    code = textwrap.dedent("""
+        import sys
+        from playground import trainers, persist, watch, store, state
+        pool = trainers.get_pool()
+        assert type(pool) is trainers.TrainerPool, type(pool)
+        print("ray" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_an_unreachable_cluster_is_one_sentence_naming_the_variable(cluster):
+    env = {**os.environ, trainers.ENV_RAY_ADDRESS: "ray://127.0.0.1:9"}
+    code = textwrap.dedent("""
+        from playground import trainers
+        from playground.run import Run, RunConfig
+        handle = trainers.get_pool().handle(Run(RunConfig(corpus="custom", hidden_size=8, seq_length=5),
+                                            "abcdefgh " * 50, "letters"))
+        try:
+            handle.start()
+        except trainers.ServerFull as exc:
+            print("SENTENCE", exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    line = [s for s in out.stdout.splitlines() if s.startswith("SENTENCE ")]
+    assert line, out.stderr[-2000:]
+    assert line[0] == ("SENTENCE the Ray cluster named by RNN_PLAYGROUND_RAY_ADDRESS (ray://127.0.0.1:9) "
+                       "cannot be reached")
+
+
+def test_store_urls():
+    assert path_from_url("file:///srv/runs") == Path("/srv/runs")
+    assert path_from_url("file://localhost/srv/my%20runs") == Path("/srv/my runs")
+    assert path_from_url("/srv/runs") == Path("/srv/runs")
+    for bad in ("s3://bucket/runs", "file://elsewhere/srv"):
+        with pytest.raises(ValueError) as exc:
+            path_from_url(bad)
+        assert "RNN_PLAYGROUND_STORE_URL" in str(exc.value)
+
+
+def test_the_actor_marker_goes_with_its_run(store):
+    run_id = new_run_id()
+    store.save(run_id, b"payload")
+    store.mark_actor(run_id)
+    assert store.actor_marked(run_id)
+    store.delete(run_id)
+    assert not store.actor_marked(run_id)
