@@ -151,7 +151,7 @@ def _heatmap(reading: analysis.TextReading, text: str) -> None:
                                  title=f"h_t for characters {start}–{end - 1} (all {H} units)")
     fig.update_xaxes(tickfont=dict(size=10, family="monospace"))
     st.plotly_chart(fig, key="hs_heatmap", width="stretch")
-    st.caption("One column per character (x axis), one row per hidden unit (y axis). Red = positive, blue = "
+    st.caption("One column per character (x axis), one row per hidden unit (y axis). Orange = positive, blue = "
                "negative, white = 0. A row that changes colour together with something in the text (a "
                "quote, a line break) is a unit worth opening in **One unit at a time**. Hover for values.")
 

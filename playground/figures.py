@@ -46,13 +46,14 @@ GRAD_HEIGHT = 460
 DIVERGING_COLORSCALE = [[pos, f"rgb{rgb}"] for pos, rgb in DIVERGING_STOPS]
 PROBABILITY_COLORSCALE = [[pos, f"rgb{rgb}"] for pos, rgb in SURPRISE_STOPS]
 
-# Fixed colours per parameter so every chart names Wxh etc. the same way.
+# Fixed colours per parameter so every chart names Wxh etc. the same way. Okabe & Ito's palette:
+# its colours stay apart for the common colour-vision deficiencies (no red against green).
 PARAM_COLOURS = {
-    "Wxh": "#1f77b4",
-    "Whh": "#d62728",
-    "Why": "#2ca02c",
-    "bh": "#9467bd",
-    "by": "#ff7f0e",
+    "Wxh": "#0072B2",
+    "Whh": "#D55E00",
+    "Why": "#009E73",
+    "bh": "#CC79A7",
+    "by": "#E69F00",
 }
 MAIN_COLOUR = "#1f4e9c"
 RAW_COLOUR = "#7f9cc9"
