@@ -61,6 +61,16 @@ def _play(last: int) -> None:
         ss[PICK_KEY] = its[0]            # from the start, unless paused half-way
 
 
+FORKED_KEY = "timeline_forked"
+
+
+def _fork(index: int) -> None:
+    """Continue from here. A button in a fragment reruns only the fragment: the section then asks for
+    a full rerun, so that the sidebar and the message show the new run."""
+    state.continue_from_snapshot(index)
+    st.session_state[FORKED_KEY] = True
+
+
 def _stop() -> None:
     st.session_state[PLAYING_KEY] = False
     st.session_state.pop(NEXT_KEY, None)
@@ -72,8 +82,11 @@ def section(run: Run) -> None:
     timeline = run.timeline
     if not len(timeline):
         return
-    if bool(ss.get(PLAYING_KEY)) != bool(ss.get(TIMER_KEY)):
-        st.rerun()                        # the fragment's timer changes only with a full rerun
+    # The fragment's timer changes only with a full rerun; after a fork, so do the sidebar and the
+    # message (still pending when this is a fragment run: a full run shows it before getting here).
+    forked = ss.pop(FORKED_KEY, False) and ss.get("flash")
+    if bool(ss.get(PLAYING_KEY)) != bool(ss.get(TIMER_KEY)) or forked:
+        st.rerun()
     its = timeline.iterations
     ss[PICK_KEY + "_options"] = its
     if ss.get(PLAYING_KEY) and NEXT_KEY in ss:
@@ -108,7 +121,7 @@ def section(run: Run) -> None:
                             icon=":material/play_arrow:", width="stretch", disabled=len(its) < 2,
                             help="Step through the snapshots from the first: noise becomes words.")
         if not state.watching():
-            fork_col.button("Continue from here", key="timeline_fork", on_click=state.continue_from_snapshot,
+            fork_col.button("Continue from here", key="timeline_fork", on_click=_fork,
                             args=(index,), icon=":material/fork_right:", width="stretch",
                             help="A new run from exactly this snapshot. The current run is kept: its curve "
                                  "stays on the chart (dashed), and its link still opens it.")
