@@ -288,9 +288,12 @@ class Timeline:
         bad = "not a valid checkpoint: "
         if not isinstance(facts, list):
             raise ValueError(bad + "its timeline must be a list of snapshots")
-        if len(facts) > timeline.capacity:
-            raise ValueError(bad + f"its timeline holds {len(facts)} snapshots; at most {timeline.capacity} "
-                                   "are kept at these settings")
+        # The count the run kept came from the optimizer it started with (it may have switched since):
+        # at most MAX_SNAPSHOTS, and their bytes within the budget (checked below). The next snapshot
+        # thins them to this run's capacity.
+        if len(facts) > MAX_SNAPSHOTS:
+            raise ValueError(bad + f"its timeline holds {len(facts)} snapshots; at most {MAX_SNAPSHOTS} "
+                                   "are kept")
         m = trainer.model
         B, V, H = trainer.batch_size, m.vocab_size, m.hidden_size
         sizes = []

@@ -218,6 +218,18 @@ def test_snapshots_survive_saving_and_loading_bit_for_bit():
     assert_same_state(trainer_state(restored), trainer_state(tl.restore(run.trainer, run.timeline.snapshots[1])))
 
 
+def test_a_run_that_switched_optimizer_saves_and_loads_its_timeline():
+    run = small_run()                                # Adagrad: capacity 24 at this size
+    run.step(1_100)
+    run.apply_live(RunConfig(corpus="custom", hidden_size=16, seq_length=8, optimizer="sgd"))
+    run.step(1_000)
+    loaded = Run.from_bytes(run.to_bytes())
+    assert loaded.timeline.iterations == run.timeline.iterations == [0, 100, 200, 500, 1_000, 2_000]
+    assert [s.optimizer for s in loaded.timeline.snapshots] == ["adagrad"] * 5 + ["sgd"]
+    fork = loaded.continue_from(4)
+    assert fork.trainer.optimizer_name == "adagrad" and fork.config.optimizer == "adagrad"
+
+
 def test_a_checkpoint_without_a_timeline_starts_one_where_it_is():
     from rnn_core import checkpoint_bytes
     run = small_run()
@@ -295,7 +307,7 @@ def set_field(i, key, value):
     (lambda app: app["timeline"][0].pop("clip"), "exactly the fields"),
     (lambda app: app["timeline"].__setitem__(0, [1, 2]), "exactly the fields"),
     (lambda app: app.__setitem__("timeline", {"a": 1}), "must be a list"),
-    (lambda app: app.__setitem__("timeline", app["timeline"] * 9), "at most"),
+    (lambda app: app.__setitem__("timeline", app["timeline"] * 9), "at most 24"),
     (lambda app: app.pop("timeline"), "values but no timeline"),
     (set_field(1, "optimizer", "adam"), "need"),        # an Adam snapshot needs more values than are there
 ])
