@@ -154,3 +154,38 @@ def test_a_new_run_shows_its_untrained_snapshot_without_a_scrubber():
     assert not [s for s in at.select_slider if s.key == "timeline_pick"]
     assert any("train past 100" in c.value for c in at.caption)
     assert timeline_sample(at) == expected(at.session_state.run, at.session_state.run.timeline.snapshots[0])
+
+
+def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
+    from playground import persist
+
+    persist.wait_for_saves(timeout=30)
+    old_id = app.session_state.persist.run_id
+    assert app.query_params["run"] == old_id         # the trained run was saved when it arrived
+    app.select_slider(key="timeline_pick").set_value(200).run()
+    app.button(key="timeline_fork").click().run()
+    assert any(old_id in s.value for s in app.success)     # the message gives the kept run's link
+    persist.wait_for_saves(timeout=30)
+    app.run()
+    new_id = app.session_state.persist.run_id
+    assert new_id != old_id and app.query_params["run"] == new_id
+    store = persist.get_store()
+    kept = Run.from_bytes(store.load(old_id))
+    assert kept.iteration == 520 and kept.timeline.iterations == [0, 100, 200, 500]
+    fork = Run.from_bytes(store.load(new_id))
+    assert fork.iteration == 200 and fork.timeline.iterations == [0, 100, 200]
+
+
+def test_a_watcher_scrubs_the_owners_timeline_but_cannot_fork_it(app):
+    from playground import persist, watch
+
+    persist.wait_for_saves(timeout=30)
+    watch_id = persist.get_store().new_watch_link(app.session_state.persist.run_id)
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.query_params[watch.QUERY_KEY] = watch_id
+    at.run()
+    assert not at.exception
+    assert at.select_slider(key="timeline_pick").options == [tv.moment_label(i) for i in (0, 100, 200, 500)]
+    assert not [b for b in at.button if b.key == "timeline_fork"]
+    at.select_slider(key="timeline_pick").set_value(0).run()
+    assert timeline_sample(at) == expected(at.session_state.run, at.session_state.run.timeline.snapshots[0])
