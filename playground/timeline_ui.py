@@ -62,13 +62,18 @@ def _play(last: int) -> None:
 
 
 FORKED_KEY = "timeline_forked"
+TOAST_KEY = "timeline_toast"
 
 
 def _fork(index: int) -> None:
     """Continue from here. A button in a fragment reruns only the fragment: the section then asks for
     a full rerun, so that the sidebar and the message show the new run."""
+    ss = st.session_state
+    before = ss.run.uid
     state.continue_from_snapshot(index)
-    st.session_state[FORKED_KEY] = True
+    ss[FORKED_KEY] = True
+    if ss.run.uid != before:   # also beside the timeline, where the user is (the message is at the top)
+        ss[TOAST_KEY] = f"New run from iteration {ss.run.iteration:,}: press Start to train it."
 
 
 def _stop() -> None:
@@ -87,6 +92,8 @@ def section(run: Run) -> None:
     forked = ss.pop(FORKED_KEY, False) and ss.get("flash")
     if bool(ss.get(PLAYING_KEY)) != bool(ss.get(TIMER_KEY)) or forked:
         st.rerun()
+    if TOAST_KEY in ss:
+        st.toast(ss.pop(TOAST_KEY), icon=":material/fork_right:")
     its = timeline.iterations
     ss[PICK_KEY + "_options"] = its
     if ss.get(PLAYING_KEY) and NEXT_KEY in ss:

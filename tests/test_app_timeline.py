@@ -142,6 +142,7 @@ def test_continue_from_here_forks_and_keeps_the_current_curve(app):
     assert any("to 520" in n for n in names)          # the original's curve, dashed, as Compare runs keeps it
     assert len(app.session_state.kept_curves) == 1
     assert any("continues from iteration 100" in s.value for s in app.success)
+    assert any("New run from iteration 100" in t.value for t in app.toast)   # beside the timeline too
     assert app.select_slider(key="timeline_pick").options == [tv.moment_label(i) for i in (0, 100)]
     app.button(key="btn_step").click().run()           # the fork trains on from there
     assert app.session_state.run.iteration == 101
