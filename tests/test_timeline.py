@@ -116,6 +116,7 @@ def test_a_run_takes_snapshots_at_the_scheduled_iterations():
     run = small_run()
     assert run.timeline.iterations == [0]            # the untrained model, before any step
     run.step(650)
+    assert run.iteration == 650                      # chunks end at the snapshots, the count stays exact
     assert run.timeline.iterations == [0, 100, 200, 500]
     for snap in run.timeline.snapshots:
         assert not snap.state.flags.writeable
@@ -127,6 +128,15 @@ def test_ticks_stop_their_chunks_at_the_scheduled_iterations():
     while run.iteration < 1_100:
         run.tick(0.05)
     assert run.timeline.iterations[:5] == [0, 100, 200, 500, 1_000]
+
+
+def test_pause_at_an_iteration_still_stops_exactly_there():
+    run = small_run()
+    run.step(3)
+    while run.iteration < 150:
+        report = run.tick(0.05, stop_at=150)
+    assert run.iteration == 150 and report.reached == 150
+    assert run.timeline.iterations == [0, 100]
 
 
 def test_a_snapshot_restores_bit_for_bit():
