@@ -31,6 +31,15 @@ def refresh_interval(live: float | None) -> float | None:
     return PLAY_SECONDS if ss[TIMER_KEY] else live
 
 
+def _take_queued(its: list[int]) -> None:
+    """While playing: the snapshot queued by the fragment's last run becomes the pick. Called by
+    ``marked`` and ``section`` (whichever runs first in a script run), so the chart's mark and the
+    section show the same snapshot."""
+    ss = st.session_state
+    if ss.get(PLAYING_KEY) and NEXT_KEY in ss:
+        ss[PICK_KEY] = its[min(ss.pop(NEXT_KEY), len(its) - 1)]
+
+
 def chosen(run: Run) -> int:
     """Index of the snapshot the scrubber shows: the one picked, the nearest kept one if it was
     thinned away, the newest if none was picked (or the newest was, and a newer one arrived)."""
@@ -47,6 +56,7 @@ def marked(fig, run: Run):
     if not len(run.timeline):
         return fig
     ss = st.session_state
+    _take_queued(run.timeline.iterations)
     snap = run.timeline.snapshots[chosen(run)]
     unit = ss.get("loss_unit") or "window"
     return tv.mark_snapshot(fig, snap.iteration, tv.chart_value(run, snap, unit, ss.get("loss_smoothing")), unit)
@@ -96,8 +106,7 @@ def section(run: Run) -> None:
         st.toast(ss.pop(TOAST_KEY), icon=":material/fork_right:")
     its = timeline.iterations
     ss[PICK_KEY + "_options"] = its
-    if ss.get(PLAYING_KEY) and NEXT_KEY in ss:
-        ss[PICK_KEY] = its[min(ss.pop(NEXT_KEY), len(its) - 1)]
+    _take_queued(its)
     index = chosen(run)
     ss[PICK_KEY] = its[index]
     ss[NEWEST_KEY] = its[-1]

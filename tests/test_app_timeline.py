@@ -103,6 +103,7 @@ def play(app) -> list[int]:
         app.run()                                  # one tick of the player
         assert not app.exception
         shown.append(app.session_state.timeline_pick)
+        assert mark(app)[0] == [shown[-1]]         # the chart marks the snapshot the section shows
     app.run()
     assert not app.session_state.timeline_playing and app.button(key="timeline_play")
     return shown
