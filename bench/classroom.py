@@ -23,6 +23,14 @@ waits, rounds in which a session failed or went back (left out of the medians), 
 in this process and in the workers, and the 1-minute load average (other processes on the machine
 take cores from both architectures).
 Target (issue 11): ratio to target >= 1 and slowest/fastest >= 0.7, for the pool.
+
+    .venv/bin/python -m bench.classroom --backend ray
+
+  ray      (issue 13) the Ray backend in place of the threads row: every run a named Ray actor on a
+           Ray started inside this process (all usable cores, no dashboard), the same sessions.
+           Also the cost of one progress poll (the sidebar's tick) as a Ray actor call against the
+           local pool's pipe call, measured in the same run on a paused and on a training run, and
+           the memory (Pss) of a process holding one paused run: an actor against a local worker.
 """
 from __future__ import annotations
 
@@ -77,8 +85,11 @@ def cpu_seconds(pool: TrainerPool | None) -> tuple[float, float]:
     """CPU seconds used so far by (this process, the pool's workers)."""
     own = os.times()
     workers = 0.0
-    for pid in pool.pids() if pool else ():
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    for pid in pool.pids() if pool else ():   # the Ray backend: its handles' actor processes
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:     # an actor that ended since
+            continue
         workers += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return own.user + own.system, workers
 
@@ -123,17 +134,79 @@ def measure(session, pool, sessions: int, warmup: float, seconds: float) -> dict
                 restarts=(pool.restarts - restarts) if pool else 0)
 
 
+def poll_seconds(pool, calls: int, training: bool) -> float:
+    """Median seconds of one ``progress()`` call on a run of ``pool``, paused or training."""
+    handle = pool.handle(Run.from_builtin(PRESETS["classic"]))
+    handle.step(1)      # placed: a paused run in its worker or actor
+    if training:
+        handle.start()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        handle.progress()
+        times.append(time.perf_counter() - t0)
+    handle.pause()
+    handle.release()
+    return statistics.median(times)
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of process ``pid`` in MB (shared pages split among their users)."""
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def process_with_one_run_mb(pool) -> float:
+    """Pss of the process that holds one paused run of ``pool`` (a fresh worker, or an actor)."""
+    handle = pool.handle(Run.from_builtin(PRESETS["classic"]))
+    handle.step(1)
+    mb = pss_mb(handle.worker_pid)
+    handle.release()
+    return mb
+
+
+def ray_overheads(local: TrainerPool, ray_pool, calls: int = 300) -> None:
+    """Per-poll cost and per-run memory of the Ray backend against the local pool, in one run."""
+    rows = []
+    for training in (False, True):
+        base, ray_cost = poll_seconds(local, calls, training), poll_seconds(ray_pool, calls, training)
+        rows.append((training, base, ray_cost))
+    print(f"\nprogress poll, median of {calls} calls  {'local pool ms':>13} {'ray actor ms':>12} {'ray / local':>11}")
+    for training, base, ray_cost in rows:
+        print(f"  {'training' if training else 'paused':30} {base * 1e3:>13.3f} {ray_cost * 1e3:>12.3f} "
+              f"{ray_cost / base:>11.2f}")
+    one_local = TrainerPool(workers=1)
+    try:
+        worker_mb = process_with_one_run_mb(one_local)
+    finally:
+        one_local.close()
+    actor_mb = process_with_one_run_mb(ray_pool)
+    print(f"Pss of a process holding one paused run: local worker {worker_mb:.0f} MB, ray actor {actor_mb:.0f} MB "
+          f"(ray / local {actor_mb / worker_mb:.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring window per S")
     ap.add_argument("--warmup", type=float, default=2.0, help="training before the window opens")
     ap.add_argument("--sessions", default="1,2,4,8", help="comma-separated S values (1 is always added)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds over every (architecture, S); medians")
+    ap.add_argument("--backend", choices=("local", "ray"), default="local",
+                    help="ray: the Ray backend's row (and its poll cost and memory) in place of the threads row")
     args = ap.parse_args()
     counts = sorted({1, *(int(s) for s in args.sessions.split(","))})
     cores = default_workers()
     pool = TrainerPool()
-    results: dict[tuple[str, int], list[dict]] = {(a, s): [] for a in ("pool", "threads") for s in counts}
+    other_arch = "threads"
+    other_session, other_pool = thread_session, None
+    if args.backend == "ray":
+        from playground import ray_backend
+        other_arch, other_session = "ray", pool_session
+        other_pool = ray_backend.RayPool(address="local", store_dir=None, max_training=10_000)
+        other_pool.join_cluster()
+    results: dict[tuple[str, int], list[dict]] = {(a, s): [] for a in ("pool", other_arch) for s in counts}
     try:
         for index in range(pool.size):   # start the workers before any window opens
             pool.client(index).call("ping")
@@ -142,7 +215,9 @@ def main() -> None:
         for _ in range(args.rounds):     # round-robin, so that other load on the machine hits every row
             for s in counts:
                 results["pool", s].append(measure(pool_session, pool, s, args.warmup, args.seconds))
-                results["threads", s].append(measure(thread_session, None, s, args.warmup, args.seconds))
+                results[other_arch, s].append(measure(other_session, other_pool, s, args.warmup, args.seconds))
+        if args.backend == "ray":
+            ray_overheads(pool, other_pool)
     finally:
         pool.close()   # also on an error: workers ignore SIGTERM, so exiting with them open would hang
 
@@ -164,8 +239,9 @@ def main() -> None:
         print(f"{arch:8} {s:>2} {total:>14,.0f} {total / one:>6.2f} {total / (0.8 * min(s, cores) * one):>8.2f} "
               f"{median(rounds, lambda r: min(r['rates']) / max(r['rates'])):>15.2f} {wait:>22} {busy:>25} "
               f"{median(rounds, lambda r: r['load']):>5.2f} {failed:>13} {sum(r['restarts'] for r in rounds):>15}")
-    one_pool, one_threads = (median(results[a, 1], lambda r: sum(r["rates"])) for a in ("pool", "threads"))
-    print(f"\none session: pool / threads = {one_pool / one_threads:.2f}")
+    one_pool, one_other = (median(results[a, 1], lambda r: sum(r["rates"])) for a in ("pool", other_arch))
+    print(f"\none session: {other_arch} / pool = {one_other / one_pool:.2f}" if args.backend == "ray" else
+          f"\none session: pool / threads = {one_pool / one_other:.2f}")
     for error in sorted({e for rounds in results.values() for r in rounds for e in r["errors"]}):
         print("session error:", error)
 

@@ -85,8 +85,8 @@ def connect(address: str | None = None) -> None:
     address = (address or os.environ.get(ENV_ADDRESS, "")).strip() or "auto"
     try:
         if address == "local":
-            ray.init(num_cpus=trainers.default_workers(), include_dashboard=False, namespace=NAMESPACE,
-                     log_to_driver=False, ignore_reinit_error=True)
+            ray.init(address="local", num_cpus=trainers.default_workers(), include_dashboard=False,
+                     namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
         else:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
     except Exception as exc:   # ConnectionError, a timeout, a missing Ray Client extra: one sentence
@@ -267,6 +267,7 @@ class RayPool(trainers.TrainerPool):
         self.cpus_per_run = (_positive_setting(ENV_CPUS_PER_RUN, DEFAULT_CPUS_PER_RUN)
                              if cpus_per_run is None else float(cpus_per_run))
         self._views: dict[str, tuple[RayRunView | None, float]] = {}
+        self._actor_pids: dict[str, int] = {}     # handle key -> its actor's process id
 
     def join_cluster(self) -> None:
         """Connect (once); without an explicit cap, TRAINING_PER_WORKER runs per core of the cluster."""
@@ -318,7 +319,9 @@ class RayPool(trainers.TrainerPool):
         return view
 
     def pids(self) -> list[int | None]:
-        return []
+        """Process ids of the actors this UI process's handles hold (on whichever node)."""
+        with self._lock:
+            return sorted(self._actor_pids.values())
 
     def close(self) -> None:
         """This UI process stops; the actors are detached and train on (their leases end by idle time)."""
@@ -432,12 +435,21 @@ class RayHandle(trainers.TrainerHandle):
         self._pid = _get(actor.ping.remote(), CREATE_TIMEOUT_SECONDS)
         _get(actor.join.remote(self.key))
         self._actor, self._fresh = actor, True
+        self._held(self._pid)
         return actor
+
+    def _held(self, pid: int | None) -> None:
+        with self.pool._lock:
+            if pid is None:
+                self.pool._actor_pids.pop(self.key, None)
+            else:
+                self.pool._actor_pids[self.key] = pid
 
     def _join(self, actor, run_id: str | None) -> None:
         """Take a lease on an existing actor and adopt its state (training or not)."""
         data, running, stop_at = _get(actor.join.remote(self.key))
         self._pid = _get(actor.ping.remote())
+        self._held(self._pid)
         self._actor, self.run_id = actor, run_id
         self.latest, self.latest_at = trainers.unpack(data), time.monotonic()
         self._stop_at = stop_at
@@ -467,6 +479,7 @@ class RayHandle(trainers.TrainerHandle):
     def _lost(self) -> None:
         super()._lost()
         self._actor = None
+        self._held(None)
 
     def start(self, stop_at: int | None = None) -> None:
         super().start(stop_at)
@@ -524,4 +537,5 @@ class RayHandle(trainers.TrainerHandle):
             self._stopped()
             self._fresh = True
             self._actor = self._pid = None
+            self._held(None)
             return run

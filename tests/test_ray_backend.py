@@ -35,7 +35,9 @@ def cluster():
     from playground import ray_backend
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, namespace=ray_backend.NAMESPACE, log_to_driver=False)
+        # address="local": a Ray of its own, never one another process on the machine started
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=ray_backend.NAMESPACE,
+                 log_to_driver=False)
     yield ray_backend
     if started:
         ray.shutdown()
@@ -215,3 +217,34 @@ def test_the_actor_marker_goes_with_its_run(store):
     assert store.actor_marked(run_id)
     store.delete(run_id)
     assert not store.actor_marked(run_id)
+
+
+def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluster, pool, store, monkeypatch):
+    """persist.restore_from_url's step on a Ray cluster: a live actor is joined (training on), a
+    marker without an actor gives the restarted-worker sentence with the last save's iteration."""
+    import streamlit as st
+    from playground import persist
+    from playground.run import Run
+    monkeypatch.setattr(trainers, "get_pool", lambda: pool)
+    owner = pool.handle(small_run())
+    live_id = new_run_id()
+    owner.bind(live_id)
+    owner.start()
+    trained_past(owner, 30)
+    store.save(live_id, owner.snapshot().to_bytes())
+    stored = Run.from_bytes(store.load(live_id))
+    run, sentence = persist._live_copy(live_id, store, stored)
+    assert sentence is None and st.session_state.running
+    joined = st.session_state.trainer
+    assert joined.running and run is joined.latest and run.iteration >= stored.iteration
+    joined.release()
+    owner.release()
+    wait_for(lambda: cluster.lookup(live_id) is None, "the actor to end with its last lease")
+
+    dead_id = new_run_id()
+    store.save(dead_id, stored.to_bytes())
+    store.mark_actor(dead_id)          # an actor was running it; its node died with it
+    run, sentence = persist._live_copy(dead_id, store, stored)
+    assert run is stored and sentence == trainers.restarted_sentence(stored.iteration)
+    assert not store.actor_marked(dead_id)
+    assert persist._live_copy(dead_id, store, stored) == (stored, None)   # said once
