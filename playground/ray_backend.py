@@ -52,7 +52,8 @@ DEFAULT_IDLE_SECONDS = 10 * 60.0
 DEFAULT_CPUS_PER_RUN = 1.0 / trainers.TRAINING_PER_WORKER
 ACTOR_CONCURRENCY = 8            # threads answering calls: progress never waits for a command
 CALL_TIMEOUT_SECONDS = trainers.CALL_TIMEOUT_SECONDS
-CREATE_TIMEOUT_SECONDS = trainers.START_TIMEOUT_SECONDS
+# A new actor's process starts in about a second; still pending after this, the cluster is full.
+CREATE_TIMEOUT_SECONDS = 20.0
 FIND_RECHECK_SECONDS = 2.0       # a watcher's replica looks a run's actor up at most this often
 SLOT = "run"                     # the one slot of the actor's _Worker
 
@@ -268,6 +269,7 @@ class RayPool(trainers.TrainerPool):
                              if cpus_per_run is None else float(cpus_per_run))
         self._views: dict[str, tuple[RayRunView | None, float]] = {}
         self._actor_pids: dict[str, int] = {}     # handle key -> its actor's process id
+        self.create_timeout = CREATE_TIMEOUT_SECONDS
 
     def join_cluster(self) -> None:
         """Connect (once); without an explicit cap, TRAINING_PER_WORKER runs per core of the cluster."""
@@ -432,7 +434,16 @@ class RayHandle(trainers.TrainerHandle):
         except Exception as exc:
             log.error("making the actor of run %s failed: %r", name[:6], exc)
             raise ClusterUnreachable(f"the Ray cluster named by {ENV_ADDRESS} cannot take a new run now") from None
-        self._pid = _get(actor.ping.remote(), CREATE_TIMEOUT_SECONDS)
+        try:
+            self._pid = ray.get(actor.ping.remote(), timeout=self.pool.create_timeout)
+        except ray_errors.GetTimeoutError:
+            # Still pending: no node has the share of a core a run declares. Not a dead actor:
+            # the cluster is full, and Start says so (the run stays paused in the session).
+            ray.kill(actor, no_restart=True)
+            raise trainers.ServerFull("the cluster is full: no machine has room for another training run "
+                                      "now") from None
+        except _DIED as exc:
+            raise trainers.WorkerDied(f"the actor of run {name[:6]} exited as it started") from exc
         _get(actor.join.remote(self.key))
         self._actor, self._fresh = actor, True
         self._held(self._pid)

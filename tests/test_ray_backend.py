@@ -248,3 +248,22 @@ def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluste
     assert run is stored and sentence == trainers.restarted_sentence(stored.iteration)
     assert not store.actor_marked(dead_id)
     assert persist._live_copy(dead_id, store, stored) == (stored, None)   # said once
+
+
+def test_start_on_a_full_cluster_says_so_and_the_run_stays_paused(cluster, store):
+    greedy = cluster.RayPool(store_dir=str(store.data_dir), max_training=16, cpus_per_run=64)   # > 2 CPUs
+    greedy.create_timeout = 2.0        # how long a pending actor counts as "not placed yet"
+    handle = greedy.handle(small_run())
+    with pytest.raises(trainers.ServerFull) as full:
+        handle.start()
+    assert str(full.value) == "the cluster is full: no machine has room for another training run now"
+    assert not handle.running and not handle.placed and greedy.training == 0
+    assert handle.snapshot().iteration == 0
+
+
+def test_the_idle_limit_is_a_setting(cluster, monkeypatch):
+    monkeypatch.setenv(cluster.ENV_IDLE_MINUTES, "0.5")
+    assert cluster.RayPool(store_dir=None).idle_seconds == 30.0
+    monkeypatch.setenv(cluster.ENV_IDLE_MINUTES, "soon")
+    with pytest.raises(ValueError, match="RNN_PLAYGROUND_RAY_IDLE_MINUTES must be a number above 0"):
+        cluster.RayPool(store_dir=None)
