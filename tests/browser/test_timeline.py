@@ -20,7 +20,8 @@ from playground import timeline_view as tv
 from playground.run import PRESETS, Run
 from playground.textviews import reveal_invisible
 
-from .harness import assert_no_exception, chart_last_x, read_iteration, start_button, wait_idle
+from .harness import (assert_no_exception, chart_last_x, read_iteration, start_button, wait_chart_y_title,
+                      wait_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -104,4 +105,30 @@ def test_scrub_to_the_first_snapshot_shows_the_untrained_sample_then_play_and_fo
     assert read_iteration(page) == 200
     names = page.evaluate("() => document.querySelector('.st-key-loss_chart .js-plotly-plot').data.map(t => t.name)")
     assert any("to 520" in (n or "") for n in names), names
+    assert_no_exception(page)
+
+
+def test_the_snapshots_survive_a_reload(page):
+    train_to(page, 250)
+    expect(timeline(page).get_by_text(re.compile(r"^Iteration 200 ·"))).to_be_visible()
+    # Saved when it paused; the address bar gets the link at the next full run once the write is done:
+    # harmless full reruns (another loss unit) until it has it.
+    for unit, axis in [("bits/char", "bits per char"), ("nats/char", "nats per char")] * 5:
+        if "?run=" in page.url:
+            break
+        page.locator(".st-key-loss_unit").get_by_role("radio", name=unit, exact=True).click()
+        wait_chart_y_title(page, "loss_chart", axis)
+        wait_idle(page)
+    expect(page).to_have_url(re.compile(r"\?run="))        # saved, and the link restores it
+    page.reload()
+    start_button(page).wait_for(state="visible")
+    wait_idle(page)
+    assert read_iteration(page) == 250
+    handle = scrubber(page)
+    assert handle.get_attribute("max") == "2"              # snapshots 0, 100, 200 came back with the run
+    handle.focus()
+    handle.press("Home")
+    expect(timeline(page).get_by_text(re.compile(r"^Iteration 0 ·"))).to_be_visible()
+    wait_idle(page)
+    assert shown_sample(page) == untrained_sample()
     assert_no_exception(page)
