@@ -139,6 +139,7 @@ def section(run: Run) -> None:
         if not state.watching():
             fork_col.button("Continue from here", key="timeline_fork", on_click=_fork,
                             args=(index,), icon=":material/fork_right:", width="stretch",
+                            disabled=snap.iteration == run.iteration,   # it would only copy the run as it is
                             help="A new run from exactly this snapshot. The current run is kept: its curve "
                                  "stays on the chart (dashed), and its link still opens it.")
         st.caption(tv.describe(snap, run.trainer.seq_length))

@@ -154,6 +154,7 @@ def test_a_new_run_shows_its_untrained_snapshot_without_a_scrubber():
     at.run()
     assert not at.exception
     assert not [s for s in at.select_slider if s.key == "timeline_pick"]
+    assert at.button(key="timeline_fork").disabled and at.button(key="timeline_play").disabled
     assert any("train past 100" in c.value for c in at.caption)
     assert timeline_sample(at) == expected(at.session_state.run, at.session_state.run.timeline.snapshots[0])
 
