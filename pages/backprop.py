@@ -1,9 +1,13 @@
 """Backprop: backprop through time with the real numbers of the current model on the next window."""
+import time
+
 import streamlit as st
 
 from playground import backprop_view as bv
+from playground import bptt_player as bp
 from playground import figures, state
-from playground.textviews import visible_chars
+from playground.escape import markdown_text
+from playground.textviews import visible_char, visible_chars
 
 ss = st.session_state
 state.page_setup()
@@ -30,7 +34,7 @@ dW_{xh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,x_t^\top \\
 dW_{hh} &= \textstyle\sum_t dh^{\mathrm{raw}}_t\,h_{t-1}^\top, \qquad db_h = \textstyle\sum_t dh^{\mathrm{raw}}_t
 \end{aligned}"""
 
-TAB_LABELS = ["Equations & numbers", "Gradient check", "Through time", "Weights"]
+TAB_LABELS = ["Equations & numbers", "Animated", "Gradient check", "Through time", "Weights"]
 # %.3g: 0.0123, 4.56, 7.89e-07 — shorter and easier to read than a fixed exponent.
 SCI = st.column_config.NumberColumn(format="%.3g")
 FIXED = st.column_config.NumberColumn(format="%.4f")
@@ -78,10 +82,12 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
     numbers, outputs, hidden = st.columns([0.7, 1.4, 2.8], gap="small")
     with numbers:
         a, b = st.columns(2)
-        a.metric("input $x_t$", repr_char(facts["input_char"]))
-        b.metric("target", repr_char(facts["target_char"]))
+        a.metric("input $x_t$", repr_char(facts["input_char"]), help="the character read at step t; "
+                 "x_t is its one-hot vector")
+        b.metric("target", repr_char(facts["target_char"]), help="the next character, which p_t should predict")
         # Numbers on their own rows: two per row truncate to "0.6…" in this narrow column.
-        st.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}")
+        st.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}",
+                  help="softmax(W_hy h_t + b_y) at the target character")
         st.metric(r"$\mathrm{loss}_t$", f"{facts['loss']:.3f}", help="−ln p_t[target], in nats")
     with outputs:
         st.markdown(r"$dy_t = p_t - e_{\mathrm{target}}$, largest entries")
@@ -115,7 +121,7 @@ def subscript(n: int) -> str:
 
 
 def repr_char(c: str) -> str:
-    return f"'{visible_chars(c)[0]}'"
+    return f"'{markdown_text(visible_char(c))}'"
 
 
 def gradcheck_tab(current, window: bv.WindowBackprop) -> None:
@@ -161,6 +167,8 @@ def through_time_tab(current, window: bv.WindowBackprop) -> None:
         last = subscript(window.length - 1)
         reach_fig.update_layout(title_text=f"Only the last step's loss flowing back, ‖∂L{last}/∂hₜ‖")
         reach_fig.update_yaxes(title_text=f"‖∂L{last}/∂hₜ‖")
+        reach_fig.update_traces(hovertemplate=f"t = %{{x}}, char '%{{customdata}}'<br>‖∂L{last}/∂hₜ‖ = "
+                                f"%{{y:.3g}}: the last step's loss alone<extra></extra>")
         st.plotly_chart(reach_fig, key="bp_reach", width="stretch")
     with right:
         st.markdown(
@@ -194,7 +202,8 @@ def weights_tab(current, radius_now: float) -> None:
     hist, spectral = st.columns(2, gap="large")
     hist.plotly_chart(figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
     with spectral:
-        st.metric(r"Spectral radius $\rho(W_{hh})$ now", f"{radius_now:.4f}")
+        st.metric(r"Spectral radius $\rho(W_{hh})$ now", f"{radius_now:.4f}",
+                  help="ρ(W_hh) = max |λ| over the eigenvalues λ of W_hh")
         st.markdown(
             r"$\rho$ is the largest |eigenvalue| of $W_{hh}$. Above 1, repeated multiplication by $W_{hh}$ can "
             "grow a vector step after step (tanh then saturates, and gradients flowing back can explode); "
@@ -202,6 +211,149 @@ def weights_tab(current, radius_now: float) -> None:
         st.plotly_chart(figures.spectral_radius_figure(*series.arrays()), key="bp_spectral", width="stretch")
         kept = len(series.iterations)
         st.caption(f"Recorded whenever this page draws ({kept} point{'s' if kept != 1 else ''} kept so far).")
+
+
+# ---------------------------------------------------------------- the animated player
+def player_interval() -> float | None:
+    """The player's timer: one tick per frame while it plays, none otherwise."""
+    held = ss.get("bp_player")
+    if not held or not held["state"].playing:
+        return None
+    return 1.0 / bp.SPEEDS[held["speed"]]
+
+
+# A change of run_every only takes effect on a full rerun (BRIEF pitfall 2): the player compares
+# the interval it needs with this one and asks for a full rerun when they differ.
+ss.bp_player_timer = player_interval()
+
+
+def hold_window(current, window: bv.WindowBackprop) -> dict:
+    """The window the player animates, with a copy of the weights it was computed with (training
+    changes the live ones in place)."""
+    held = ss.get("bp_player")
+    key = (run_owner(current), window.iteration)
+    previous = (held["owner"], held["window"].iteration) if held else None
+    playing = bool(held and held["state"].playing)
+    if bp.needs_new_window(previous, key, bool(ss.running), playing):
+        T = window.length
+        index = min(held["state"].index, bp.frame_count(T) - 1) if held and held["owner"] == key[0] else 0
+        held = {"owner": key[0], "window": window,
+                "params": {k: v.copy() for k, v in current.trainer.model.params.items()},
+                "state": bp.PlayerState(index), "speed": held["speed"] if held else bp.DEFAULT_SPEED,
+                "unit": bp.default_unit(window.trace)}
+        ss.bp_player = held
+    return held
+
+
+def player_set(**changes) -> None:
+    """Callback: replace fields of the player's state (e.g. index, playing)."""
+    held = ss.bp_player
+    held["state"] = bp.PlayerState(**{**vars(held["state"]), **changes})
+
+
+def player_play() -> None:
+    held = ss.bp_player
+    held["state"] = bp.play(held["state"], bp.frame_count(held["window"].length), time.monotonic())
+
+
+def player_step(delta: int) -> None:
+    held = ss.bp_player
+    held["state"] = bp.step(held["state"], bp.frame_count(held["window"].length), delta)
+
+
+def player_slider(key: str, shown: int) -> None:
+    """Callback of the frame slider made for frame ``shown``: moving it by hand pauses on the frame
+    chosen. The browser also reports a slider's own value as a change after the player has moved on
+    (the slider is redrawn under a new key each frame): a value equal to ``shown`` is no move."""
+    if int(ss[key]) != shown:
+        player_set(index=int(ss[key]), playing=False)
+
+
+def player_speed() -> None:
+    ss.bp_player["speed"] = ss.bp_speed or bp.DEFAULT_SPEED
+
+
+def player_take_current() -> None:
+    ss.pop("bp_player", None)
+
+
+@st.fragment(run_every=ss.bp_player_timer)
+def bptt_player(current, window: bv.WindowBackprop) -> None:
+    held = hold_window(current, window)
+    win, params = held["window"], held["params"]
+    T = win.length
+    n = bp.frame_count(T)
+    held["state"] = bp.tick(held["state"], n, time.monotonic(), bp.SPEEDS[held["speed"]])
+    if player_interval() != ss.bp_player_timer:
+        st.rerun()      # start, stop or re-time the timer (it changes only on a full rerun)
+    player_state = held["state"]
+
+    st.markdown("The forward pass left to right, then backprop right to left, on the window above, one "
+                "step per frame. Every number is the engine's own (`backprop_trace`).")
+    if (held["owner"], win.iteration) != (run_owner(current), current.iteration):
+        note, button = st.columns([3, 1], vertical_alignment="center")
+        note.caption(f"Animating the window of iteration {win.iteration:,}; the model has trained since "
+                     f"(iteration {current.iteration:,}).")
+        button.button("Use the current window", key="bp_take_current", on_click=player_take_current,
+                      icon=":material/refresh:")
+    controls = st.columns([1, 1, 1.3, 1, 2.2], vertical_alignment="center")
+    controls[0].button("First", key="bp_first", on_click=player_set, kwargs=dict(index=0, playing=False),
+                       icon=":material/first_page:", width="stretch")
+    controls[1].button("Back", key="bp_back", on_click=player_step, args=(-1,), icon=":material/chevron_left:",
+                       width="stretch")
+    if player_state.playing:
+        controls[2].button("Pause", key="bp_pause", on_click=player_set, kwargs=dict(playing=False),
+                           icon=":material/pause:", type="primary", width="stretch")
+    else:
+        controls[2].button("Play", key="bp_play", on_click=player_play, icon=":material/play_arrow:",
+                           type="primary", width="stretch")
+    controls[3].button("Step", key="bp_step", on_click=player_step, args=(1,), icon=":material/chevron_right:",
+                       width="stretch")
+    ss.bp_speed = held["speed"]
+    controls[4].segmented_control("Speed", list(bp.SPEEDS), key="bp_speed", on_change=player_speed,
+                                  format_func=lambda k: f"{k} ({bp.SPEEDS[k]:g} frames/s)",
+                                  label_visibility="collapsed")
+    # One slider per frame shown: a browser reports a slider's old value after the server has moved it,
+    # which would drag the player back.
+    slider_key = f"bp_frame_at_{player_state.index}"
+    st.slider("Frame", 0, n - 1, value=player_state.index, key=slider_key, on_change=player_slider,
+              args=(slider_key, player_state.index), format="%d", help=f"0..{T - 1}: forward pass, step t = frame; {T}..{n - 1}: backward pass, "
+                                f"step t = {n - 1} − frame")
+
+    frame = bp.build_frame(params, win.trace, win.inputs, win.targets, player_state.index)
+    t = frame.t
+    unit = held["unit"]
+    st.markdown(f"**Frame {player_state.index + 1} of {n}: {frame.phase} pass, step t = {t}**, input "
+                f"'{markdown_text(visible_char(win.chars[t]))}' → target "
+                f"'{markdown_text(visible_char(win.target_chars[t]))}' · numbers for hidden unit {unit}",
+                help="The unit followed is the one with the largest Σ|dh_raw_t| on this window.")
+    cols = st.columns(4)
+    cols[0].metric(r"$\mathrm{loss}_t$", f"{frame.losses[t]:.4f}", help="loss_t = −ln p_t[target], in nats")
+    cols[1].metric("L so far", f"{frame.loss_so_far:.3f}",
+                   help="Σ loss_s over the steps computed so far (forward: s = 0..t; backward: the whole window)")
+    if frame.phase == "backward":
+        cols[2].metric(r"$\|dh_t\|$", f"{bp.norm(frame.dh[t]):.4g}",
+                       help="‖dh_t‖ = ‖W_hyᵀ dy_t + W_hhᵀ dh_raw_{t+1}‖: what reaches h_t from the output and from step t+1")
+        cols[3].metric(r"$\|dh^{\mathrm{raw}}_t\|$", f"{bp.norm(frame.dh_raw[t]):.4g}",
+                       help="‖dh_raw_t‖ = ‖(1 − h_t²) ⊙ dh_t‖: what passes back through the tanh")
+    else:
+        cols[2].metric(r"$p_t[\mathrm{target}]$", f"{frame.p_target[t]:.4f}",
+                       help="softmax(W_hy h_t + b_y) at the target character")
+        cols[3].metric(r"$\|h_t\|$", f"{bp.norm(frame.hs[t]):.4g}",
+                       help="‖h_t‖ = ‖tanh(W_xh x_t + W_hh h_{t−1} + b_h)‖ (at most √H)")
+    now, other = st.columns([2.2, 1], gap="medium")
+    now.latex(bp.equations_latex(frame, params, win.inputs, win.targets, unit))
+    other.latex(bp.phase_equations_latex(frame.phase))
+
+    left, right = st.columns(2, gap="medium")
+    left.plotly_chart(bp.hidden_figure(frame, win.chars), key="bp_anim_hidden", width="stretch")
+    right.plotly_chart(bp.dh_figure(frame, win.chars, bp.dh_limit(win.trace)), key="bp_anim_dh", width="stretch")
+    left.plotly_chart(bp.loss_figure(frame, win.chars), key="bp_anim_loss", width="stretch")
+    right.plotly_chart(bp.flow_figure(frame, win.chars), key="bp_anim_flow", width="stretch")
+    name = st.segmented_control("Weight gradient", bp.MATRIX_NAMES, key="bp_anim_grad", default="Whh",
+                                format_func=lambda k: f"d{k}") or "Whh"
+    st.plotly_chart(bp.grad_figure(frame, name, win.trace["grads"][name], current.vocab.chars),
+                    key="bp_anim_gradmap", width="stretch")
 
 
 @st.fragment(run_every=live_interval())
@@ -223,7 +375,8 @@ def backprop_panel() -> None:
             "target  " + "".join(visible_chars(window.target_chars)), language=None)
     # Lazy tabs: only the open one is computed, so live refreshes stay cheap and training keeps its pace.
     tabs = st.tabs(TAB_LABELS, key="bp_tab", on_change="rerun")
-    draw = (lambda: equations_tab(current, window), lambda: gradcheck_tab(current, window),
+    draw = (lambda: equations_tab(current, window), lambda: bptt_player(current, window),
+            lambda: gradcheck_tab(current, window),
             lambda: through_time_tab(current, window), lambda: weights_tab(current, radius_now))
     for tab, draw_tab in zip(tabs, draw):
         if tab.open:
