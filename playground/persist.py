@@ -33,7 +33,6 @@ the tab follows its run there (new link, a message). Both lines of training are 
 """
 from __future__ import annotations
 
-import atexit
 import errno
 import logging
 import threading
@@ -43,8 +42,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-# Imported before this module registers its exit hook, so the pool's own hook (which stops the
-# workers) runs after it: hooks run last-registered first.
+# Its exit hook runs this module's save_all_at_exit before it stops the workers (see the end).
 from playground import trainers
 from playground.escape import markdown_text
 from playground.run import Run
@@ -496,7 +494,9 @@ def save_all_at_exit(timeout: float = 30.0) -> bool:
     return done
 
 
-atexit.register(save_all_at_exit)
+# At exit while the trainers still answer: before the local pool stops its workers, and on Ray
+# before Ray's own exit hook disconnects the process (after it, every call would hang).
+trainers.at_exit_while_trainers_answer(save_all_at_exit)
 
 
 def _session() -> SessionPersist:

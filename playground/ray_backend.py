@@ -24,6 +24,7 @@ restarted local worker gets (``trainers.restarted_sentence``).
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -93,6 +94,9 @@ def connect(address: str | None = None) -> None:
     except Exception as exc:   # ConnectionError, a timeout, a missing Ray Client extra: one sentence
         log.error("joining the Ray cluster at %r failed: %r", address, exc)
         raise ClusterUnreachable(f"the Ray cluster named by {ENV_ADDRESS} ({address}) cannot be reached") from None
+    # Registered after Ray's own exit hook, so it runs before it (last registered, first run): the
+    # sessions' runs are saved from their actors while this process is still connected.
+    atexit.register(trainers.run_exit_hooks)
 
 
 # ================================================================ the actor (a process on some node)

@@ -785,7 +785,29 @@ def get_pool() -> TrainerPool:
         return _POOL[0]
 
 
+# Exit hooks that need the trainers to answer (persist saves every live session's run from its
+# trainer): run once, before the local pool closes its workers, and on Ray before Ray's own exit
+# hook disconnects this process (ray_backend registers that call after joining the cluster).
+_WHILE_TRAINERS_ANSWER: list = []
+
+
+def at_exit_while_trainers_answer(hook) -> None:
+    """Call ``hook()`` at interpreter exit while the trainers can still answer."""
+    _WHILE_TRAINERS_ANSWER.append(hook)
+
+
+def run_exit_hooks() -> None:
+    """The hooks of at_exit_while_trainers_answer, once (later calls find none)."""
+    hooks, _WHILE_TRAINERS_ANSWER[:] = list(_WHILE_TRAINERS_ANSWER), []
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("an exit hook failed")
+
+
 def _close_pool() -> None:
+    run_exit_hooks()
     with _POOL_GUARD:
         pools, _POOL[:] = list(_POOL), []
     for pool in pools:

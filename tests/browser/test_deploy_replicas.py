@@ -86,7 +86,7 @@ def test_a_run_trains_through_one_replica_is_watched_on_another_and_outlives_its
         # Replica A stops (gracefully: it saves its sessions' runs); the actor trains on in Ray.
         before_stop = read_iteration(owner)
         deployment.stop_replica(replica_a.index)
-        assert replica_a.process.poll() is not None
+        assert replica_a.process.returncode == 0, "replica A did not stop gracefully (its exit saves)"
 
         # The private link through the proxy: HAProxy sends it to B, which attaches to the actor.
         reopened_context, reopened = open_context(browser, f"{deployment.url}/?run={run_id}")
