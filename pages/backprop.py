@@ -296,7 +296,7 @@ def bptt_player(current, window: bv.WindowBackprop) -> None:
                      f"(iteration {current.iteration:,}).")
         button.button("Use the current window", key="bp_take_current", on_click=player_take_current,
                       icon=":material/refresh:")
-    controls = st.columns([1, 1, 1.3, 1, 2.2], vertical_alignment="center")
+    controls = st.columns([1, 1, 1.3, 1, 2], vertical_alignment="center")
     controls[0].button("First", key="bp_first", on_click=player_set, kwargs=dict(index=0, playing=False),
                        icon=":material/first_page:", width="stretch")
     controls[1].button("Back", key="bp_back", on_click=player_step, args=(-1,), icon=":material/chevron_left:",
@@ -311,8 +311,8 @@ def bptt_player(current, window: bv.WindowBackprop) -> None:
                        width="stretch")
     ss.bp_speed = held["speed"]
     controls[4].segmented_control("Speed", list(bp.SPEEDS), key="bp_speed", on_change=player_speed,
-                                  format_func=lambda k: f"{k} ({bp.SPEEDS[k]:g} frames/s)",
-                                  label_visibility="collapsed")
+                                  label_visibility="collapsed",
+                                  help=", ".join(f"{k}: {v:g} frames a second" for k, v in bp.SPEEDS.items()))
     # One slider per frame shown: a browser reports a slider's old value after the server has moved it,
     # which would drag the player back.
     slider_key = f"bp_frame_at_{player_state.index}"
@@ -341,7 +341,7 @@ def bptt_player(current, window: bv.WindowBackprop) -> None:
                        help="softmax(W_hy h_t + b_y) at the target character")
         cols[3].metric(r"$\|h_t\|$", f"{bp.norm(frame.hs[t]):.4g}",
                        help="‖h_t‖ = ‖tanh(W_xh x_t + W_hh h_{t−1} + b_h)‖ (at most √H)")
-    now, other = st.columns([2.2, 1], gap="medium")
+    now, other = st.columns([2.4, 1], gap="small")
     now.latex(bp.equations_latex(frame, params, win.inputs, win.targets, unit))
     other.latex(bp.phase_equations_latex(frame.phase))
 

@@ -226,10 +226,10 @@ def _p(x: float) -> str:
 
 
 def _line(active: bool, tex: str) -> str:
-    # The current equation: bold and dark orange with a marker; the others grey. Two cues, so it does
-    # not rest on colour alone.
+    # The current step's equations: dark orange with a marker; the other phase's grey. Two cues, so it
+    # does not rest on colour alone.
     if active:
-        return r"&{\color{#b34700}\boldsymbol{" + tex + r"}}\quad\blacktriangleleft"
+        return r"&{\color{#b34700}" + tex + r"}\quad\blacktriangleleft"
     return r"&{\color{#888888}" + tex + "}"
 
 
@@ -250,14 +250,14 @@ def equations_latex(frame: Frame, params: dict, inputs, targets, unit: int) -> s
         p, loss = float(frame.p_target[t]), float(frame.losses[t])
         before = frame.loss_so_far - loss
         rows = [
-            _line(True, rf"h_{{{t}}}[{u}] = \tanh\big(W_{{xh}}[{u},x_{{{t}}}] + (W_{{hh}}h_{{{t - 1}}})[{u}] + b_h[{u}]\big)"
-                        rf"= \tanh({_n(pre_x)} + {_p(pre_h)} + {_p(pre_b)}) = {_n(h_t)}"),
+            _line(True, rf"h_{{{t}}}[{u}] = \tanh\big(W_{{xh}}[{u},x_{{{t}}}] + (W_{{hh}}h_{{{t - 1}}})[{u}] + b_h[{u}]\big)"),
+            _line(True, rf"\phantom{{h_{{{t}}}[{u}]}} = \tanh({_n(pre_x)} + {_p(pre_h)} + {_p(pre_b)}) = {_n(h_t)}"),
             _line(True, rf"p_{{{t}}}[\mathrm{{target}}] = \operatorname{{softmax}}(W_{{hy}}h_{{{t}}} + b_y)[\mathrm{{target}}] = {_n(p)}"),
             _line(True, rf"\mathrm{{loss}}_{{{t}}} = -\ln p_{{{t}}}[\mathrm{{target}}] = -\ln {_n(p)} = {_n(loss)}"),
             _line(True, rf"L_{{0..{t}}} = L_{{0..{t - 1}}} + \mathrm{{loss}}_{{{t}}} = {_n(before)} + {_n(loss)} = {_n(frame.loss_so_far)}"),
         ]
         if t == 0:
-            rows[3] = _line(True, rf"L_{{0..0}} = \mathrm{{loss}}_0 = {_n(frame.loss_so_far)}")
+            rows[4] = _line(True, rf"L_{{0..0}} = \mathrm{{loss}}_0 = {_n(frame.loss_so_far)}")
         return r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}"
     dy_target = float(frame.dy[t, y])
     p = float(frame.p_target[t])
@@ -269,9 +269,10 @@ def equations_latex(frame: Frame, params: dict, inputs, targets, unit: int) -> s
               else r"0\ (\text{no later step})")
     rows = [
         _line(True, rf"dy_{{{t}}}[\mathrm{{target}}] = p_{{{t}}}[\mathrm{{target}}] - 1 = {_n(p)} - 1 = {_n(dy_target)}"),
-        _line(True, rf"dh_{{{t}}}[{u}] = (W_{{hy}}^\top dy_{{{t}}})[{u}] + {future} = {_n(fo)} + {_p(ff)} = {_n(dh)}"),
-        _line(True, rf"dh^{{\mathrm{{raw}}}}_{{{t}}}[{u}] = (1 - h_{{{t}}}[{u}]^2)\, dh_{{{t}}}[{u}] = "
-                    rf"(1 - {_p(h_t)}^2) \times {_p(dh)} = {_n(dh_raw)}"),
+        _line(True, rf"dh_{{{t}}}[{u}] = (W_{{hy}}^\top dy_{{{t}}})[{u}] + {future}"),
+        _line(True, rf"\phantom{{dh_{{{t}}}[{u}]}} = {_n(fo)} + {_p(ff)} = {_n(dh)}"),
+        _line(True, rf"dh^{{\mathrm{{raw}}}}_{{{t}}}[{u}] = (1 - h_{{{t}}}[{u}]^2)\, dh_{{{t}}}[{u}]"),
+        _line(True, rf"\phantom{{dh^{{\mathrm{{raw}}}}_{{{t}}}[{u}]}} = (1 - {_p(h_t)}^2) \times {_p(dh)} = {_n(dh_raw)}"),
         _line(True, rf"\|dW_{{hy}}\| = \|\textstyle\sum_{{s={t}}}^{{{T - 1}}} dy_s h_s^\top\| = {_n(np.linalg.norm(g['Why']))}, \quad "
                     rf"\|db_y\| = {_n(np.linalg.norm(g['by']))}"),
         _line(True, rf"\|dW_{{hh}}\| = \|\textstyle\sum_{{s={t}}}^{{{T - 1}}} dh^{{\mathrm{{raw}}}}_s h_{{s-1}}^\top\| = "
@@ -291,7 +292,8 @@ def phase_equations_latex(phase: str) -> str:
                 r"L = \textstyle\sum_t -\ln p_t[\mathrm{target}_t]"]
     else:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {phase!r}")
-    return r"\begin{aligned}" + r" \\ ".join(_line(False, r) for r in rows) + r"\end{aligned}"
+    # Smaller: it sits in a narrow column beside the current equations.
+    return r"\footnotesize\begin{aligned}" + r" \\ ".join(_line(False, r) for r in rows) + r"\end{aligned}"
 
 
 # ---------------------------------------------------------------- figures
@@ -395,22 +397,25 @@ def flow_figure(frame: Frame, chars: str) -> go.Figure:
     _check_chars(frame, chars)
     T = frame.length
     labels = visible_chars(chars)
-    fig = _style(go.Figure(), "Backward: what reaches hₜ, and what passes the tanh",
+    fig = _style(go.Figure(), "Backward: norms of what reaches hₜ",
                  "time step t (input character)", "norm (log scale)", height=300)
-    series = (("‖Wₕᵧᵀ dyₜ‖ from the output", frame.from_output, RAW_COLOUR, "W_hy^T dy_t, from the output"),
-              ("‖Wₕₕᵀ dh_rawₜ₊₁‖ from the future", frame.from_future, "#e6a700", "W_hh^T dh_raw_(t+1), from the step after"),
-              ("‖dhₜ‖", frame.dh, MAIN_COLOUR, "dh_t = the two together"),
-              ("‖dh_rawₜ‖", frame.dh_raw, VAL_COLOUR, "dh_raw_t = (1 − h_t²) ⊙ dh_t, after the tanh"))
+    # Short legend names; the hover says what each one is.
+    series = (("from output", frame.from_output, RAW_COLOUR, "W_hyᵀ dy_t‖: from the output"),
+              ("from step t+1", frame.from_future, "#e6a700", "W_hhᵀ dh_raw_(t+1)‖: from the step after"),
+              ("dhₜ", frame.dh, MAIN_COLOUR, "dh_t‖ = ‖the two together"),
+              ("dh_rawₜ", frame.dh_raw, VAL_COLOUR, "dh_raw_t‖ = ‖(1 − h_t²) ⊙ dh_t‖: after the tanh"))
     custom = [chart_label(c) for c in labels]
     for name, values, colour, meaning in series:
         norms = np.linalg.norm(values, axis=1)               # NaN rows stay NaN: not computed yet
         # A zero norm (the future part at the last step) has no place on a log axis: left out.
         norms = np.where(norms > 0, norms, np.nan)
         fig.add_trace(go.Bar(x=np.arange(T), y=norms, name=name, marker=dict(color=colour), customdata=custom,
-                             hovertemplate=(f"‖{meaning}‖<br>step t = %{{x}}, input '%{{customdata}}'<br>"
+                             hovertemplate=(f"‖{meaning}<br>step t = %{{x}}, input '%{{customdata}}'<br>"
                                             f"norm = %{{y:.4g}}<extra></extra>")))
-    fig.update_layout(barmode="group", legend=dict(font=dict(size=13)))
-    fig.update_yaxes(type="log")
+    # Legend under the axis: four entries above the plot would wrap into the title at half width.
+    fig.update_layout(barmode="group", height=340, margin=dict(MARGIN, b=110),
+                      legend=dict(font=dict(size=13), orientation="h", x=0, xanchor="left", y=-0.32, yanchor="top"))
+    fig.update_yaxes(type="log", dtick=1)       # one labelled tick per decade
     _step_axis(fig, labels, T)
     if frame.phase == "forward":
         fig.add_annotation(text="The backward pass starts after the last step", xref="paper", yref="paper",

@@ -137,7 +137,7 @@ def test_equations_show_the_frames_numbers(window, frames):
     forward = bp.equations_latex(frames[2], params, inputs, targets, unit)
     assert rf"h_{{2}}[{unit}]" in forward and f"{trace['losses'][2]:.4g}" in forward
     assert f"{np.cumsum(trace['losses'])[2]:.4g}" in forward
-    assert r"\blacktriangleleft" in forward and r"\boldsymbol" in forward
+    assert r"\blacktriangleleft" in forward and r"\color{#b34700}" in forward
     back = bp.equations_latex(frames[T + 1], params, inputs, targets, unit)   # t = T − 2
     t = T - 2
     assert f"{trace['dh'][t, unit]:.4g}" in back and f"{trace['dh_raw'][t, unit]:.4g}" in back
@@ -171,7 +171,8 @@ def test_figures_draw_the_frames_arrays_with_hover_and_labelled_colour_bars(wind
     np.testing.assert_array_equal(np.asarray(loss.data[0].y, dtype=float), frames[3].losses)
     assert f"{frames[3].loss_so_far:.3f}" in loss.layout.title.text
     flow = bp.flow_figure(frame, chars)
-    assert [tr.name.split(" ")[0] for tr in flow.data] == ["‖Wₕᵧᵀ", "‖Wₕₕᵀ", "‖dhₜ‖", "‖dh_rawₜ‖"]
+    assert [tr.name for tr in flow.data] == ["from output", "from step t+1", "dhₜ", "dh_rawₜ"]
+    assert "W_hyᵀ dy_t" in flow.data[0].hovertemplate and "after the tanh" in flow.data[3].hovertemplate
     np.testing.assert_array_equal(np.asarray(flow.data[2].y, dtype=float)[frame.t:],
                                   np.linalg.norm(trace["dh"][frame.t:], axis=1))
     grad = bp.grad_figure(frame, "Whh", trace["grads"]["Whh"], "abcdefg")
