@@ -278,20 +278,33 @@ def start() -> None:
     ss.sent_stop_at = ss.get("stop_at") or None
 
 
+def _park(handle: trainers.TrainerHandle) -> None:
+    """A paused run needs no trainer process: free the worker's copy at once (the sweeper would after
+    RELEASE_SECONDS), so an idle session holds its run once, the session's copy, with its timeline of
+    snapshots; Start or Step places it again from that copy. A Ray actor stays: other replicas reach
+    a run through its actor, and a run without one reads as a run whose node died."""
+    if type(handle) is trainers.TrainerHandle and not handle.running:
+        _survive(handle.release, None)
+
+
 @owner_only
 def pause() -> None:
     ss = st.session_state
     ss.running = False
-    _show(trainer().pause())
+    handle = trainer()
+    _show(handle.pause())
     # Wait for the write (briefly), so the rerun that follows shows in the sidebar if it failed.
     persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
+    _park(handle)
 
 
 @owner_only
 def step_once() -> None:
     st.session_state.running = False
-    run, alert = trainer().step(1)
+    handle = trainer()
+    run, alert = handle.step(1)
     _show(run)
+    _park(handle)
     if alert:
         flash("error", alert)
 
@@ -531,6 +544,7 @@ def _tick() -> trainers.Progress | None:
             ss.running = False
             _show(handle.snapshot())
             persist.save_now()
+            _park(handle)
             if progress.alert:
                 flash("error", progress.alert)
             elif progress.reached is not None:

@@ -66,6 +66,31 @@ def test_start_and_pause_switch_the_running_state(app):
     assert app.session_state.running is False
 
 
+def test_a_paused_run_leaves_its_trainer_process_and_trains_on_from_the_same_state(app):
+    """Pause, Step and a stop by itself park the run: the worker drops its copy at once (an idle
+    session holds its run, timeline included, once); Start places it again from that copy."""
+    from playground import trainers
+    handle = app.session_state.trainer
+    app.button(key="btn_start").click().run()
+    rerun_until(app, lambda at: handle.progress().iteration >= 30, "training to 30")
+    assert handle.placed
+    app.button(key="btn_pause").click().run()
+    paused = app.session_state.run
+    assert not handle.placed and trainers.get_pool().training == 0
+    app.button(key="btn_step").click().run()
+    stepped = app.session_state.run
+    assert not handle.placed and stepped.iteration == paused.iteration + 1
+    ref = paused.copy()                     # the same state stepped here, in this process
+    ref.step(1)
+    for name, value in ref.trainer.model.params.items():
+        np.testing.assert_array_equal(stepped.trainer.model.params[name], value)
+    app.number_input(key="stop_at").set_value(stepped.iteration + 7).run()
+    app.button(key="btn_start").click().run()
+    assert handle.placed
+    rerun_until(app, lambda at: at.session_state.running is False, "the stop by itself")
+    assert iteration(app) == stepped.iteration + 7 and not handle.placed
+
+
 def test_pause_at_iteration_stops_training_exactly_there_and_says_so(app):
     app.number_input(key="stop_at").set_value(5).run()
     app.button(key="btn_start").click().run()

@@ -379,8 +379,10 @@ def test_a_tab_gone_mid_training_has_its_trainer_released_saved_first(data_dir):
     at.run()                                                       # the session comes back: paused,
     assert at.session_state.running is False                       # showing the run as it stopped
     assert at.session_state.run.iteration == handle.latest.iteration
+    before = handle.latest.iteration
     at.button(key="btn_step").click().run()                        # and it trains on from there
-    assert at.session_state.run.iteration == handle.latest.iteration and handle.placed
+    assert at.session_state.run.iteration == handle.latest.iteration == before + 1
+    assert not handle.placed                                       # paused again: parked at once
 
 
 def test_a_connected_tab_whose_timer_is_throttled_keeps_training_and_is_autosaved(data_dir):
@@ -413,7 +415,7 @@ def test_a_paused_idle_session_is_released_then_forgotten_and_comes_back_on_use(
     at.run()                                                       # re-joins when used
     assert id(sp) in persist._LIVE
     at.button(key="btn_step").click().run()
-    assert at.session_state.run.iteration == 4 and handle.placed
+    assert at.session_state.run.iteration == 4 and not handle.placed      # stepped, then parked again
 
 
 def test_a_reload_mid_training_continues_from_the_moment_of_the_reload(data_dir, monkeypatch):
