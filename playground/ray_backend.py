@@ -85,6 +85,9 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = (address or os.environ.get(ENV_ADDRESS, "")).strip() or "auto"
+    if time.monotonic() - _FAILED_AT.get(address, -float("inf")) < RETRY_CONNECT_SECONDS:
+        # Joining takes seconds to fail; a watcher's every tick must not wait that long again.
+        raise ClusterUnreachable(f"the Ray cluster named by {ENV_ADDRESS} ({address}) cannot be reached")
     try:
         if address == "local":
             ray.init(address="local", num_cpus=trainers.default_workers(), include_dashboard=False,
@@ -93,10 +96,25 @@ def connect(address: str | None = None) -> None:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
     except Exception as exc:   # ConnectionError, a timeout, a missing Ray Client extra: one sentence
         log.error("joining the Ray cluster at %r failed: %r", address, exc)
+        _FAILED_AT[address] = time.monotonic()
         raise ClusterUnreachable(f"the Ray cluster named by {ENV_ADDRESS} ({address}) cannot be reached") from None
     # Registered after Ray's own exit hook, so it runs before it (last registered, first run): the
     # sessions' runs are saved from their actors while this process is still connected.
-    atexit.register(trainers.run_exit_hooks)
+    atexit.register(_leaving)
+
+
+_FAILED_AT: dict[str, float] = {}
+RETRY_CONNECT_SECONDS = 30.0    # an unreachable address is tried again after this long, not per call
+
+
+def _leaving() -> None:
+    """This UI process exits: save its sessions' runs, then give its leases back. The actors train
+    on (detached) for whoever opens them next; with nobody, they end by idle time, saved."""
+    trainers.run_exit_hooks()
+    with trainers._POOL_GUARD:
+        pools = [p for p in trainers._POOL if isinstance(p, RayPool)]
+    for pool in pools:
+        pool.give_back_leases()
 
 
 # ================================================================ the actor (a process on some node)
@@ -176,6 +194,12 @@ class RunActor:
         self.handed_out = self._mark()
         self._stop()
         return data
+
+    def abandon(self, lease: str) -> None:
+        """A UI process that exits gives its lease back without stopping the run: it trains on
+        for whoever opens it next, or ends by idle time."""
+        with self.lease_lock:
+            self.leases.discard(lease)
 
     # ---------------------------------------------------------------- ending
     def _stop(self) -> None:
@@ -273,6 +297,7 @@ class RayPool(trainers.TrainerPool):
                              if cpus_per_run is None else float(cpus_per_run))
         self._views: dict[str, tuple[RayRunView | None, float]] = {}
         self._actor_pids: dict[str, int] = {}     # handle key -> its actor's process id
+        self._actors: dict[str, object] = {}      # handle key -> the actor it holds a lease on
         self.create_timeout = CREATE_TIMEOUT_SECONDS
 
     def join_cluster(self) -> None:
@@ -323,6 +348,19 @@ class RayPool(trainers.TrainerPool):
         with self._lock:
             self._views[run_id] = (view, now)
         return view
+
+    def give_back_leases(self, timeout: float = 10.0) -> None:
+        """Every lease of this process's handles, given back without stopping their runs."""
+        with self._lock:
+            held = list(self._actors.items())
+        refs = []
+        for key, actor in held:
+            try:
+                refs.append(actor.abandon.remote(key))
+            except Exception:     # an actor that is gone already
+                pass
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=timeout)
 
     def pids(self) -> list[int | None]:
         """Process ids of the actors this UI process's handles hold (on whichever node)."""
@@ -457,15 +495,17 @@ class RayHandle(trainers.TrainerHandle):
         with self.pool._lock:
             if pid is None:
                 self.pool._actor_pids.pop(self.key, None)
+                self.pool._actors.pop(self.key, None)
             else:
                 self.pool._actor_pids[self.key] = pid
+                self.pool._actors[self.key] = self._actor
 
     def _join(self, actor, run_id: str | None) -> None:
         """Take a lease on an existing actor and adopt its state (training or not)."""
         data, running, stop_at = _get(actor.join.remote(self.key))
         self._pid = _get(actor.ping.remote())
-        self._held(self._pid)
         self._actor, self.run_id = actor, run_id
+        self._held(self._pid)
         self.latest, self.latest_at = trainers.unpack(data), time.monotonic()
         self._stop_at = stop_at
         self.running, self._fresh = running, not running

@@ -267,3 +267,28 @@ def test_the_idle_limit_is_a_setting(cluster, monkeypatch):
     monkeypatch.setenv(cluster.ENV_IDLE_MINUTES, "soon")
     with pytest.raises(ValueError, match="RNN_PLAYGROUND_RAY_IDLE_MINUTES must be a number above 0"):
         cluster.RayPool(store_dir=None)
+
+
+def test_a_replica_that_exits_gives_its_leases_back_and_the_run_trains_on(cluster, store):
+    leaving = cluster.RayPool(store_dir=str(store.data_dir), max_training=16)
+    handle = leaving.handle(small_run())
+    run_id = new_run_id()
+    handle.bind(run_id)
+    handle.start()
+    trained_past(handle, 20)
+    leaving.give_back_leases()            # what its exit hook does, after saving its sessions
+    staying = cluster.RayPool(store_dir=str(store.data_dir), max_training=16)
+    reopened = staying.attach(run_id)
+    moved = reopened.progress().iteration
+    wait_for(lambda: reopened.progress().iteration > moved, "the run to train on")
+    reopened.release()                    # now the only lease: the run stops and its actor ends
+    wait_for(lambda: cluster.lookup(run_id) is None, "the actor to end with its last lease")
+    assert not store.actor_marked(run_id)
+
+
+def test_an_unreachable_address_is_not_tried_again_on_every_call(cluster, monkeypatch):
+    monkeypatch.setitem(cluster._FAILED_AT, "ray://127.0.0.1:9", __import__("time").monotonic())
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("tried to join again at once"))
+    with pytest.raises(cluster.ClusterUnreachable, match=r"RNN_PLAYGROUND_RAY_ADDRESS \(ray://127.0.0.1:9\)"):
+        cluster.connect("ray://127.0.0.1:9")
