@@ -368,7 +368,8 @@ class RayPool(trainers.TrainerPool):
             return sorted(self._actor_pids.values())
 
     def close(self) -> None:
-        """This UI process stops; the actors are detached and train on (their leases end by idle time)."""
+        """This UI process stops using the pool. The actors are detached and train on; the exit
+        hook (``_leaving``) gives this process's leases back after its sessions are saved."""
         with self._lock:
             self.closed = True
 
@@ -426,6 +427,7 @@ class RayHandle(trainers.TrainerHandle):
         self._fresh = True
         self.running = False
         self.run_id: str | None = None
+        self._stop_at: int | None = None     # what Start last asked for: kept when the actor's name changes
         self._actor = None
         self._pid: int | None = None
         self._restarted: int | None = None
@@ -515,8 +517,6 @@ class RayHandle(trainers.TrainerHandle):
             except trainers.ServerFull:   # it trains already: counted, even past this replica's cap
                 with self.pool._lock:
                     self.pool._training.add(self.key)
-
-    _stop_at: int | None = None
 
     def _call(self, op: str, payload=None):
         with self._lock:
