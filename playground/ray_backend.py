@@ -57,6 +57,9 @@ CALL_TIMEOUT_SECONDS = trainers.CALL_TIMEOUT_SECONDS
 CREATE_TIMEOUT_SECONDS = 20.0
 FIND_RECHECK_SECONDS = 2.0       # a watcher's replica looks a run's actor up at most this often
 SLOT = "run"                     # the one slot of the actor's _Worker
+# One BLAS thread per run, as in a local worker (playground/__init__.py sets these before NumPy is
+# imported; a Ray worker process imports NumPy before it runs any of the app's code).
+ONE_BLAS_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 _DIED = (ray_errors.RayActorError,)   # ActorDiedError, ActorUnavailableError are subclasses
 
@@ -468,6 +471,7 @@ class RayHandle(trainers.TrainerHandle):
         try:
             actor = _actor_class().options(
                 name=name, namespace=NAMESPACE, lifetime="detached", num_cpus=self.pool.cpus_per_run,
+                runtime_env={"env_vars": ONE_BLAS_THREAD},
             ).remote(trainers.pack(run), self.run_id, store_dir, self.pool.idle_seconds)
         except ValueError:       # the name is taken: another replica's session placed this run first
             actor = lookup(name)

@@ -67,6 +67,9 @@ def test_a_run_trains_in_a_named_actor_and_a_pause_holds(cluster, pool, store):
     handle.start()
     assert handle.placed and handle.worker_pid not in (None, os.getpid())
     assert cluster.lookup(run_id) is not None and store.actor_marked(run_id)
+    environ = Path(f"/proc/{handle.worker_pid}/environ")
+    if environ.exists():       # one BLAS thread per run, as in a local worker
+        assert b"OPENBLAS_NUM_THREADS=1" in environ.read_bytes().split(b"\0")
     progress = trained_past(handle, 200)
     assert progress.running
     paused = handle.pause()
