@@ -269,6 +269,17 @@ def _get(ref, timeout: float = CALL_TIMEOUT_SECONDS):
         raise trainers.WorkerError(str(exc).splitlines()[0]) from None
 
 
+NAME_FREE_SECONDS = 10.0
+
+
+def _wait_until_free(name: str) -> None:
+    """After ray.kill: until the actor's name is free (the kill is asynchronous), so the session
+    that reopens the run at once (a reload) makes its new actor under that name."""
+    deadline = time.monotonic() + NAME_FREE_SECONDS
+    while lookup(name) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)   # poll interval of a condition with a deadline
+
+
 def lookup(run_id: str):
     """The live actor of ``run_id`` in the app's namespace, or None."""
     try:
@@ -589,6 +600,7 @@ class RayHandle(trainers.TrainerHandle):
                 if data is not None:
                     run = self._took(data)
                     ray.kill(actor, no_restart=True)
+                    _wait_until_free(self.actor_name)
                 else:
                     run = self._took(_get(actor.watch_snapshot.remote()))
             except trainers.WorkerDied:

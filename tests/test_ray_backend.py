@@ -295,3 +295,18 @@ def test_an_unreachable_address_is_not_tried_again_on_every_call(cluster, monkey
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("tried to join again at once"))
     with pytest.raises(cluster.ClusterUnreachable, match=r"RNN_PLAYGROUND_RAY_ADDRESS \(ray://127.0.0.1:9\)"):
         cluster.connect("ray://127.0.0.1:9")
+
+
+def test_a_released_run_can_be_placed_again_at_once_under_its_name(cluster, pool):
+    """A reload: the old tab's session releases the run, the new one starts it straight away."""
+    run_id = new_run_id()
+    old_tab = pool.handle(small_run())
+    old_tab.bind(run_id)
+    old_tab.start()
+    trained_past(old_tab, 10)
+    run = old_tab.release()
+    new_tab = pool.handle(run)
+    new_tab.bind(run_id)
+    new_tab.start()
+    assert trained_past(new_tab, run.iteration + 10).iteration > run.iteration
+    new_tab.release()
