@@ -13,9 +13,10 @@ What runs where:
   *detached*: a UI replica stopping does not stop its runs.
 * ``RayHandle`` (a UI process): the TrainerHandle interface over one actor. Placement is lazy: a
   session that never trains costs no actor process. Each handle holds a lease on its actor; the
-  actor ends when the last lease is given back (a session released, saved first) or, when every
-  UI process holding it is gone without saying so, after ``idle_seconds`` without a call from a
-  handle: it then saves itself to the shared store and exits.
+  actor ends when the last lease is released (a session's tab gone, saved first). A UI process
+  that exits gives its leases back without stopping the runs (they train on for whoever opens
+  them next); an actor with no call from a handle for ``idle_seconds`` (every UI process holding
+  it went away, killed or not) saves itself to the shared store and exits.
 * ``RayRunView``: the read side for watchers on another replica (peek, snapshot), no lease.
 
 A marker ``<run_id>.actor`` in the store says the run has a live actor; a run whose marker is
