@@ -12,8 +12,9 @@ through pool.handle(run). Three kinds of idle session, each measured in a fresh 
             iteration" does): the session keeps the snapshot it then takes (the run it made is
             dropped, as the app replaces session_state.run), the worker keeps the run, its guard
             copy and its scratch buffers;
-  released  trained, paused, then handle.release(), as the app does for an idle tab after a grace
-            period: only the session's snapshot is left.
+  released  trained, paused, then handle.release(), as the app does at once when a run pauses
+            (playground.state._park): only the session's snapshot is left. This is every
+            paused session of the app; "trained" is what a training session holds.
 Memory: the sum of Pss (proportional set size, from /proc/<pid>/smaps_rollup: shared pages split
 between the processes sharing them) of this process and every worker (pool.pids()), after N sessions
 for each N; MB per additional session = slope between the smallest and the largest N (and from
