@@ -274,7 +274,8 @@ def player_speed() -> None:
 
 
 def player_take_current() -> None:
-    ss.pop("bp_player", None)
+    """Callback: animate the current window from its first frame (the chosen speed stays)."""
+    ss.bp_player["owner"] = None
 
 
 @st.fragment(run_every=ss.bp_player_timer)

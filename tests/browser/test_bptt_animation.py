@@ -14,7 +14,8 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import assert_no_exception, wait_idle
+from .harness import (assert_no_exception, pause_and_settle, pause_button, read_iteration, start_button,
+                      wait_idle, wait_iteration_at_least, wait_training_past)
 from .test_app_browser import go_to
 
 pytestmark = pytest.mark.browser
@@ -70,4 +71,30 @@ def test_step_and_back_move_one_frame(page):
     expect(page.get_by_text("Frame 2 of").first).to_be_visible()
     page.locator(".st-key-bp_back").get_by_role("button").click()
     expect(page.get_by_text(re.compile(r"Frame 1 of \d+: forward pass, step t = 0")).first).to_be_visible()
+    assert_no_exception(page)
+
+
+def test_while_training_the_player_keeps_its_window(page):
+    start_button(page).click()
+    expect(pause_button(page)).to_be_visible()
+    wait_training_past(page, 1)
+    open_player(page)
+    for frame in (2, 3):
+        # While training, a refresh may show an element's old copy beside its new one for a moment.
+        page.locator(".st-key-bp_step").get_by_role("button").first.click()
+        expect(page.get_by_text(re.compile(rf"Frame {frame} of \d+: forward pass, step t = {frame - 1}")).first
+               ).to_be_visible()
+        wait_idle(page)
+    held = re.compile(r"Animating the window of iteration ([\d,]+); the model has trained since")
+    note = page.get_by_text(held).first
+    expect(note).to_be_visible()
+    first = int(held.search(note.inner_text()).group(1).replace(",", ""))
+    # The page refreshes while training; the frame and the window held stay as they were.
+    wait_iteration_at_least(page, read_iteration(page) + 2)
+    wait_idle(page)
+    assert frame_status(page)[0] == 3
+    assert int(held.search(page.get_by_text(held).first.inner_text()).group(1).replace(",", "")) == first
+    page.locator(".st-key-bp_take_current").get_by_role("button").first.click()
+    expect(page.get_by_text(re.compile(r"Frame 1 of \d+: forward pass, step t = 0")).first).to_be_visible()
+    pause_and_settle(page)
     assert_no_exception(page)
