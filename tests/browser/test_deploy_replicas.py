@@ -2,17 +2,24 @@
 
 A run trains through replica A; its watch link opened on replica B sees it move (B finds the run's
 actor by its id); replica A stops; the run's private link opened through the proxy lands on B and
-finds the run still training (its actor lives in Ray, not in A). Skipped, saying why, when HAProxy
+finds the run still training (its actor lives in Ray, not in A); the actor is killed, and the
+session says the training process restarted and trains on when started. Skipped, saying why, when HAProxy
 or Ray is missing, except under CI (then a failure). Waits are conditions with deadlines.
 """
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+try:
+    from playwright.sync_api import expect
+except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
+    expect = None
 
 from .harness import (open_app, pause_button, read_iteration, sidebar, step_button, start_button, wait_idle,
                       wait_iteration_at_least, wait_training_past)
@@ -47,6 +54,16 @@ def deployment(chromium_path, tmp_path):
         pytest.fail(str(exc), pytrace=False)
     yield started
     started.stop()
+
+
+def kill_actor(deployment, run_id: str) -> None:
+    """ray.kill the run's actor from a process of its own joined to the deployment's Ray."""
+    code = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "ray.kill(ray.get_actor(sys.argv[2], namespace='rnn-playground'), no_restart=True)")
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    done = subprocess.run([sys.executable, "-c", code, deployment.ray_address, run_id], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def open_context(browser, url: str):
@@ -96,8 +113,14 @@ def test_a_run_trains_through_one_replica_is_watched_on_another_and_outlives_its
         moving = read_iteration(reopened)
         wait_iteration_at_least(reopened, moving + 1)             # and still moving
         assert "replica0" not in [c["value"] for c in reopened_context.cookies() if c["name"] == "RNNPG_REPLICA"]
-        pause_button(reopened).click()
-        start_button(reopened).wait_for(state="visible")
+
+        # The run's actor dies (its node, say): the session says what a restarted worker says.
+        kill_actor(deployment, run_id)
+        expect(reopened.get_by_text("The training process restarted; the run continues from iteration")).to_be_visible()
+        start_button(reopened).wait_for(state="visible")      # paused, from its last copy
+        restarted_at = read_iteration(reopened)
+        start_button(reopened).click()                          # and it trains on in a new actor
+        wait_training_past(reopened, restarted_at + 1)
     finally:
         for context in contexts:
             context.close()
