@@ -28,7 +28,8 @@ from .test_app_browser import go_to
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
 import serve  # noqa: E402  (deploy/serve.py: what the README's commands run)
 
-pytestmark = pytest.mark.browser
+# Three servers, a Ray head and a browser: longer than the suite's 180 s per test on a slow machine.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 WATCH_LINK = re.compile(r"https?://\S+/\?watch=([A-Za-z0-9_-]{16,64})")
 RUN_IN_URL = re.compile(r"[?&]run=([A-Za-z0-9_-]{16,64})")
 
