@@ -572,9 +572,10 @@ def restore_from_url() -> Run | None:
             else:
                 payload, version = found
                 run = Run.from_bytes(payload)
-                run, greeting = _live_copy(requested, store, run)
+                saved_iteration = run.iteration
+                run, greeting = _live_copy(requested, store, run)   # its live actor's copy, on Ray
                 sp = SessionPersist(requested, saved_signature=_signature(run))
-                sp.status.succeeded(run.iteration, at=store.path_for(requested).stat().st_mtime,
+                sp.status.succeeded(saved_iteration, at=store.path_for(requested).stat().st_mtime,
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
