@@ -313,7 +313,8 @@ def bptt_player(current, window: bv.WindowBackprop) -> None:
     ss.bp_speed = held["speed"]
     controls[4].segmented_control("Speed", list(bp.SPEEDS), key="bp_speed", on_change=player_speed,
                                   label_visibility="collapsed",
-                                  help=", ".join(f"{k}: {v:g} frames a second" for k, v in bp.SPEEDS.items()))
+                                  help=", ".join(f"{k}: {v:g}" for k, v in bp.SPEEDS.items())
+                                  + " frames a second at most (a busy server draws fewer)")
     # One slider per frame shown: a browser reports a slider's old value after the server has moved it,
     # which would drag the player back.
     slider_key = f"bp_frame_at_{player_state.index}"

@@ -322,9 +322,10 @@ def _current_box(fig: go.Figure, t: int, y0: float, y1: float) -> None:
                   fillcolor="rgba(0,0,0,0)", layer="above")
 
 
-def _unit_heatmap(values: np.ndarray, chars: str, t: int, *, name: str, title: str, zmax: float,
+def _unit_heatmap(values: np.ndarray, chars: str, t: int | None, *, name: str, title: str, zmax: float,
                   bar_title: str, meaning: str) -> go.Figure:
-    """Heatmap of one (T,H) quantity: units on y (at most MAX_UNITS_DRAWN), steps on x, NaN blank."""
+    """Heatmap of one (T,H) quantity: units on y (at most MAX_UNITS_DRAWN), steps on x, NaN blank;
+    step ``t`` outlined (none when None)."""
     T, H = values.shape
     shown = min(H, MAX_UNITS_DRAWN)
     labels = visible_chars(chars)
@@ -340,8 +341,10 @@ def _unit_heatmap(values: np.ndarray, chars: str, t: int, *, name: str, title: s
                        f"hidden unit %{{y}}<br>value %{{z:+.4g}}<extra></extra>"),
     ))
     _step_axis(fig, labels, T)
-    fig.update_yaxes(autorange="reversed", showgrid=False)
-    _current_box(fig, t, -0.5, shown - 0.5)
+    # A fixed range, unit 0 on top: an all-blank heatmap (nothing computed yet) has no range of its own.
+    fig.update_yaxes(range=[shown - 0.5, -0.5], showgrid=False)
+    if t is not None:
+        _current_box(fig, t, -0.5, shown - 0.5)
     return fig
 
 
@@ -356,7 +359,9 @@ def dh_figure(frame: Frame, chars: str, zmax: float) -> go.Figure:
     """dh_t (T,H) filled in from the last step back to the current one; colours span ±zmax (the
     window's largest |dh|, so they mean the same in every frame)."""
     _check_chars(frame, chars)
-    fig = _unit_heatmap(frame.dh, chars, frame.t, name="dh_t", meaning="∂L/∂h_t (from output + from future)",
+    # No outline in the forward pass: no dh has been computed at that step yet.
+    current = frame.t if frame.phase == "backward" else None
+    fig = _unit_heatmap(frame.dh, chars, current, name="dh_t", meaning="∂L/∂h_t (from output + from future)",
                         title="Backward: gradient dhₜ = ∂L/∂hₜ", zmax=zmax,
                         bar_title=f"dhₜ (−{zmax:.2g} blue … +{zmax:.2g} orange)")
     if frame.phase == "forward":

@@ -164,7 +164,9 @@ def test_figures_draw_the_frames_arrays_with_hover_and_labelled_colour_bars(wind
     assert "blue" in hidden.data[0].colorbar.title.text and "orange" in hidden.data[0].colorbar.title.text
     assert hidden.layout.shapes[0].x0 == frame.t - 0.5                     # the current step outlined
     assert "&lt;" in hidden.data[0].customdata.ravel().tolist()             # characters escaped for Plotly
+    assert not bp.dh_figure(frames[2], chars, 1.0).layout.shapes     # forward: no dh step outlined yet
     dh = bp.dh_figure(frame, chars, bp.dh_limit(trace))
+    assert dh.layout.shapes[0].x0 == frame.t - 0.5
     np.testing.assert_array_equal(_z(dh), frame.dh.T)
     assert dh.data[0].zmax == bp.dh_limit(trace) == np.abs(trace["dh"]).max()
     loss = bp.loss_figure(frames[3], chars)
