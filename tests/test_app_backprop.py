@@ -261,3 +261,19 @@ def test_every_chart_hovers_and_every_metric_explains_itself(app):
             spec = json.loads(chart.proto.spec)
             for trace in spec["data"]:
                 assert trace.get("hovertemplate"), (label, spec["layout"]["title"]["text"], trace.get("name"))
+
+
+def test_characters_in_metrics_and_the_players_status_are_escaped(app):
+    from playground.escape import markdown_text
+    from playground.run import Run, RunConfig
+    run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=4), "*$[x](y)_`" * 30, "hostile")
+    app.session_state["run"] = run
+    app.run()
+    assert not app.exception
+    window = bv.window_backprop(run)
+    t = app.select_slider(key="bp_t").value
+    assert metric(app, "input") == f"'{markdown_text(visible_char(window.chars[t]))}'"
+    open_tab(app, "Animated")
+    status = player_status(app)
+    assert f"input '{markdown_text(visible_char(window.chars[0]))}'" in status
+    assert "*$" not in status
