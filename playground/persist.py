@@ -572,10 +572,11 @@ def restore_from_url() -> Run | None:
             else:
                 payload, version = found
                 run = Run.from_bytes(payload)
-                saved_iteration = run.iteration
+                saved, saved_signature = run.iteration, _signature(run)
                 run, greeting = _live_copy(requested, store, run)   # its live actor's copy, on Ray
-                sp = SessionPersist(requested, saved_signature=_signature(run))
-                sp.status.succeeded(saved_iteration, at=store.path_for(requested).stat().st_mtime,
+                # The stored run's signature: a live actor's newer copy is saved by the next script run.
+                sp = SessionPersist(requested, saved_signature=saved_signature)
+                sp.status.succeeded(saved, at=store.path_for(requested).stat().st_mtime,
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
