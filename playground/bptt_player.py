@@ -12,8 +12,12 @@ step from T−1 down to t, and each weight gradient summed over those steps, ter
 Every per-step array of a frame is a row of ``VanillaRNN.backprop_trace`` (the engine's one
 implementation of the math), copied, never recomputed; only what the trace does not hold (the two
 parts of dh_t, each step's gradient term and their running sums) is computed here, from the trace's
-own rows. The page steps through frames one at a time (see ``player_figures``): each frame is drawn
-from this module on demand, so a long window costs one frame of work per step, not 2T up front.
+own rows.
+
+The page steps through the frames on the server, one fragment rerun per frame (``tick`` decides when
+the next one is due), and draws each with the figure builders below. A Plotly animation would have
+to send all 2T frames' arrays with the figure, and again on every refresh of the page while training
+runs; one frame at a time also lets the page show each step's equations in LaTeX with its numbers.
 """
 from __future__ import annotations
 
