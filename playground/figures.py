@@ -588,7 +588,9 @@ def weight_heatmap(
             zmax=limit,
             zmid=0.0,
             colorbar=dict(title=dict(text="w"), thickness=12),
-            hovertemplate=f"{name}[%{{y}}, %{{x}}] = %{{z:+.4f}}<extra></extra>",
+            hovertemplate=(f"{_hover_safe(name)}[%{{y}}, %{{x}}] = %{{z:+.4f}}<br>"
+                           + (f"{_hover_safe(y_title)} %{{y}} ← {_hover_safe(x_title)} %{{x}}" if x_title
+                              else f"{_hover_safe(y_title)} %{{y}}") + "<extra></extra>"),
         )
     )
     if row_labels is not None:

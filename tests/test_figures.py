@@ -507,3 +507,11 @@ def test_log_axes_label_one_tick_per_decade_only_over_wide_ranges():
     assert wide.layout.yaxis.type == "log" and wide.layout.yaxis.dtick == 1
     narrow = F.dh_norm_figure(np.linspace(2.0, 9.0, 25))     # under a decade: plotly's own ticks
     assert narrow.layout.yaxis.type == "log" and narrow.layout.yaxis.dtick is None
+
+
+def test_weight_heatmap_hover_says_what_the_row_and_column_are():
+    (hm,) = F.weight_heatmap(np.ones((3, 3)), "Whh").data
+    assert "Whh[%{y}, %{x}] = %{z:+.4f}" in hm.hovertemplate
+    assert "to hidden unit (t) %{y} ← from hidden unit (t−1) %{x}" in hm.hovertemplate
+    (bias,) = F.weight_heatmap(np.ones(3), "bh").data
+    assert "hidden unit %{y}" in bias.hovertemplate and "←" not in bias.hovertemplate
