@@ -274,15 +274,27 @@ def start() -> None:
         flash("warning", f"Training did not start: {exc}. Your run stays paused and intact; press Start "
                          "again in a minute.")
         return
+    except trainers.WorkerDied as exc:
+        flash("error", _no_trainer(exc))
+        return
     ss.running = True
     ss.sent_stop_at = ss.get("stop_at") or None
+
+
+def _no_trainer(exc: Exception) -> str:
+    """The sentence for a pool call that failed even after the handle replaced the training process:
+    the cluster's own sentence when none could be reached (ServerFull says it plainly)."""
+    why = f"{markdown_text(exc)}. " if isinstance(exc, trainers.ServerFull) else ""
+    return (f"The training process could not be reached. {why}Your run is kept as it is: try again in a "
+            "moment, or reload the page.")
 
 
 def _park(handle: trainers.TrainerHandle) -> None:
     """A paused run needs no trainer process: free the worker's copy at once (the sweeper would after
     RELEASE_SECONDS), so an idle session holds its run once, the session's copy, with its timeline of
     snapshots; Start or Step places it again from that copy. A Ray actor stays: other replicas reach
-    a run through its actor, and a run without one reads as a run whose node died."""
+    a live run through its actor (watchers of a paused run could read its last save instead; making
+    an actor again costs a Ray scheduling round on each Start)."""
     if type(handle) is trainers.TrainerHandle and not handle.running:
         _survive(handle.release, None)
 
@@ -292,7 +304,7 @@ def pause() -> None:
     ss = st.session_state
     ss.running = False
     handle = trainer()
-    _show(handle.pause())
+    _show(_survive(handle.pause, handle.latest))
     # Wait for the write (briefly), so the rerun that follows shows in the sidebar if it failed.
     persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
     _park(handle)
@@ -302,7 +314,11 @@ def pause() -> None:
 def step_once() -> None:
     st.session_state.running = False
     handle = trainer()
-    run, alert = handle.step(1)
+    try:
+        run, alert = handle.step(1)
+    except trainers.WorkerDied as exc:
+        flash("error", _no_trainer(exc))
+        return
     _show(run)
     _park(handle)
     if alert:
@@ -318,6 +334,8 @@ def apply_live_settings() -> None:
         _show(trainer().apply_live(draft))
     except ValueError as exc:
         flash("error", f"That setting was not applied: {markdown_text(exc)}")
+    except trainers.WorkerDied as exc:
+        flash("error", f"That setting was not applied. {_no_trainer(exc)}")
 
 
 @owner_only
@@ -538,8 +556,7 @@ def _tick() -> trainers.Progress | None:
         if progress.restarted is not None:
             ss.running = False
             _show(handle.latest)
-            flash("warning", f"The training process restarted; the run continues from iteration "
-                             f"{progress.restarted:,}. Press Start to train on.")
+            flash("warning", trainers.restarted_sentence(progress.restarted))
         elif not progress.running:                 # the guard or stop_at paused it
             ss.running = False
             _show(handle.snapshot())

@@ -203,7 +203,8 @@ class _Reader:
             if len(found) != 1:
                 raise ValueError(f"not a valid checkpoint: entry {key!r} has shape {found}, expected 1-D")
             if found[0] > max_len:
-                raise ValueError(f"not a valid checkpoint: entry {key!r} holds {found[0]} ids, "
+                what = "ids" if "i" in kinds or "u" in kinds else "values"
+                raise ValueError(f"not a valid checkpoint: entry {key!r} holds {found[0]} {what}, "
                                  f"more than the {max_len} allowed")
         if max_chars is not None and dt.itemsize // 4 > max_chars:
             raise ValueError(f"not a valid checkpoint: entry {key!r} holds {dt.itemsize // 4} characters, "

@@ -211,3 +211,19 @@ def test_samples_show_invisible_and_reordering_characters_by_name(app):
     shown = [c.value for c in app.code if "abc" in c.value]
     assert shown and "\u202e" not in shown[0] and "\u200b" not in shown[0]
     assert "⟨RLO⟩" in shown[0] and "⟨ZWSP⟩" in shown[0]
+
+
+@pytest.mark.parametrize("control", ["btn_step", "btn_start"])
+def test_a_training_process_that_cannot_be_reached_is_one_sentence_and_the_run_is_kept(app, monkeypatch, control):
+    from playground import trainers
+    handle = app.session_state.trainer
+    app.button(key="btn_step").click().run()
+    def unreachable(*args, **kwargs):
+        raise trainers.WorkerDied("worker 0 exited")
+    monkeypatch.setattr(handle, "step", unreachable)
+    monkeypatch.setattr(handle, "start", unreachable)
+    app.button(key=control).click().run()
+    assert not app.exception and app.session_state.running is False
+    assert iteration(app) == 1
+    (error,) = [e.value for e in app.error]
+    assert error.startswith("The training process could not be reached.") and "worker 0" not in error
