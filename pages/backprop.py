@@ -256,9 +256,12 @@ def player_play() -> None:
     held["state"] = bp.play(held["state"], bp.frame_count(held["window"].length), time.monotonic())
 
 
-def player_step(delta: int) -> None:
+def player_goto(index: int, n_frames: int) -> None:
+    """Callback of Back and Step: pause on frame ``index`` (clamped), made for a player of
+    ``n_frames``; a stale click from a player since given another window moves nothing."""
     held = ss.bp_player
-    held["state"] = bp.step(held["state"], bp.frame_count(held["window"].length), delta)
+    if bp.frame_count(held["window"].length) == n_frames:
+        held["state"] = bp.step(held["state"], n_frames, index - held["state"].index)
 
 
 def player_slider(key: str, shown: int) -> None:
@@ -300,16 +303,18 @@ def bptt_player(current, window: bv.WindowBackprop) -> None:
     controls = st.columns([1, 1, 1.3, 1, 2], vertical_alignment="center")
     controls[0].button("First", key="bp_first", on_click=player_set, kwargs=dict(index=0, playing=False),
                        icon=":material/first_page:", width="stretch")
-    controls[1].button("Back", key="bp_back", on_click=player_step, args=(-1,), icon=":material/chevron_left:",
-                       width="stretch")
+    # Back and Step name the frame they go to, not a move: a click whose callback Streamlit runs twice
+    # (a timer's rerun coalesced with the click's, on a busy server) still moves one frame.
+    controls[1].button("Back", key="bp_back", on_click=player_goto, args=(player_state.index - 1, n),
+                       icon=":material/chevron_left:", width="stretch")
     if player_state.playing:
         controls[2].button("Pause", key="bp_pause", on_click=player_set, kwargs=dict(playing=False),
                            icon=":material/pause:", type="primary", width="stretch")
     else:
         controls[2].button("Play", key="bp_play", on_click=player_play, icon=":material/play_arrow:",
                            type="primary", width="stretch")
-    controls[3].button("Step", key="bp_step", on_click=player_step, args=(1,), icon=":material/chevron_right:",
-                       width="stretch")
+    controls[3].button("Step", key="bp_step", on_click=player_goto, args=(player_state.index + 1, n),
+                       icon=":material/chevron_right:", width="stretch")
     ss.bp_speed = held["speed"]
     controls[4].segmented_control("Speed", list(bp.SPEEDS), key="bp_speed", on_change=player_speed,
                                   label_visibility="collapsed",
