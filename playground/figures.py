@@ -17,6 +17,8 @@ from plotly.subplots import make_subplots
 
 from playground.escape import chart_label
 from playground.textviews import DIVERGING_STOPS, SURPRISE_STOPS, visible_char, visible_chars
+from rnn_core.trainer import bits_per_char
+from rnn_core.trainer import untrained_loss as engine_untrained_loss
 
 # Unit key -> label shown in selectors and on the loss axis.
 UNITS: dict[str, str] = {
@@ -158,24 +160,24 @@ def convert_loss(per_window, unit: str, seq_length: int):
     elif unit == "nats":
         out = arr / seq_length
     elif unit == "bits":
-        out = arr / seq_length / math.log(2.0)
+        out = bits_per_char(arr, seq_length)
     else:
         with np.errstate(over="ignore"):  # a diverged loss shows as inf, not a warning
             out = np.exp(arr / seq_length)
     return float(out) if out.ndim == 0 else out
 
 
-def bits_per_char_to_window(bits_per_char, seq_length: int):
+def bits_per_char_to_window(bits, seq_length: int):
     """Bits per char -> nats per window (the inverse direction of ``convert_loss``)."""
     seq_length = _check_positive_int(seq_length, "seq_length")
-    out = np.asarray(bits_per_char, dtype=float) * math.log(2.0) * seq_length
+    out = np.asarray(bits, dtype=float) * math.log(2.0) * seq_length
     return float(out) if out.ndim == 0 else out
 
 
 def untrained_loss(vocab_size: int, seq_length: int, unit: str = "window") -> float:
     """Loss of a uniform guess, -ln(1/V) * T per window, converted to ``unit``."""
     vocab_size = _check_positive_int(vocab_size, "vocab_size")
-    return convert_loss(math.log(vocab_size) * seq_length, unit, seq_length)
+    return convert_loss(engine_untrained_loss(vocab_size, seq_length), unit, seq_length)
 
 
 # ---------------------------------------------------------------- downsampling

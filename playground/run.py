@@ -19,6 +19,7 @@ from rnn_core.corpora import BUILTIN_CORPORA, load_builtin, train_val_split, val
 from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RATE, MAX_SEQ_LENGTH,
                              MIN_LEARNING_RATE, check_float, check_int)
 from rnn_core.optim import OPTIMIZERS
+from rnn_core.trainer import bits_per_char, untrained_loss
 
 from playground import timeline as tl
 
@@ -142,11 +143,11 @@ class Run:
     @property
     def untrained_loss(self) -> float:
         """Per-window loss of the uniform guess, -ln(1/V) * T (the classic starting smooth loss)."""
-        return math.log(self.vocab.size) * self.trainer.seq_length
+        return untrained_loss(self.vocab.size, self.trainer.seq_length)
 
     @property
     def bits_per_char(self) -> float:
-        return self.trainer.smooth_loss / self.trainer.seq_length / math.log(2)
+        return bits_per_char(self.trainer.smooth_loss, self.trainer.seq_length)
 
     @property
     def iterations_per_second(self) -> float:

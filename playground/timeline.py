@@ -33,14 +33,14 @@ from rnn_core.checkpoint import check_rng_state
 from rnn_core.history import BoundedHistory
 from rnn_core.limits import (MAX_CHARS_SEEN, MAX_CLIP, MAX_ITERATION, MAX_LEARNING_RATE, MIN_LEARNING_RATE)
 from rnn_core.model import PARAM_NAMES
-from rnn_core.optim import OPTIMIZERS, make_optimizer
+from rnn_core.optim import OPTIMIZER_SLOTS, OPTIMIZERS, make_optimizer
 
 EARLY = (0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000)
 EVERY = 10_000                 # after the early moments: one snapshot every this many iterations
 MAX_SNAPSHOTS = 24
 MIN_SNAPSHOTS = 2              # the first and the newest, even when one snapshot exceeds the budget
 BUDGET_BYTES = 5_000_000       # all snapshots of one run together
-SLOTS = {"adagrad": ("mem",), "sgd": (), "momentum": ("velocity",), "rmsprop": ("cache",), "adam": ("m", "v")}
+SLOTS = OPTIMIZER_SLOTS
 NON_NEGATIVE_SLOTS = ("mem", "cache", "v")
 MAX_SMOOTH_LOSS = 1e6          # as the checkpoint's own bound on smooth_loss
 

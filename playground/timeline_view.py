@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from playground import figures
 from playground import timeline as tl
 from playground.run import Run
+from rnn_core.trainer import bits_per_char
 
 MARK_COLOUR = "#d95f02"    # the orange end of the app's blue-orange scale: apart from the blue curves
 
@@ -77,6 +78,6 @@ def mark_snapshot(fig: go.Figure, iteration: int, value: float, unit: str) -> go
 
 def describe(snap: tl.TimelineSnapshot, seq_length: int) -> str:
     """One line about a snapshot: iteration, smoothed loss, the settings it trained with then."""
-    bits = snap.smooth_loss / seq_length / np.log(2)
+    bits = bits_per_char(snap.smooth_loss, seq_length)
     return (f"Iteration {snap.iteration:,} · smoothed loss {snap.smooth_loss:.2f} per window ({bits:.3f} bits/char) · "
             f"{snap.optimizer} lr {snap.learning_rate:g} · clip {snap.clip:g}")

@@ -6,7 +6,6 @@ rejection is a ValueError whose message is shown to the user as it is.
 from __future__ import annotations
 
 import io
-import math
 import re
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import pandas as pd
 from playground.run import Run
 from playground.textviews import count
 from rnn_core.corpora import corpus_summary, text_from_bytes, train_val_split, validate_corpus
+from rnn_core.trainer import bits_per_char
 
 MAX_LABEL_CHARS = 40
 PASTED_LABEL = "pasted text"
@@ -137,7 +137,7 @@ def history_frames(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     hist = run.trainer.history.as_arrays()
     train = pd.DataFrame(hist)
     train["iteration"] = train["iteration"].astype(np.int64)
-    bits = train["smooth_loss"] / run.trainer.seq_length / math.log(2)
+    bits = bits_per_char(train["smooth_loss"], run.trainer.seq_length)
     train.insert(train.columns.get_loc("smooth_loss") + 1, "bits_per_char", bits)
     val = pd.DataFrame(run.trainer.val_history.as_arrays())
     val["iteration"] = val["iteration"].astype(np.int64)

@@ -26,6 +26,7 @@ from .limits import (MAX_BATCH_SIZE, MAX_CHARS_SEEN, MAX_CORPUS_CHARS, MAX_HIDDE
                      MAX_METADATA_CHARS, MAX_METADATA_STRING, MAX_SEED, MAX_SEQ_LENGTH, MAX_VOCAB_SIZE,
                      check_float, check_int)
 from .model import PARAM_NAMES, VanillaRNN
+from .optim import OPTIMIZER_SLOTS
 from .trainer import HISTORY_COLUMNS, VAL_COLUMNS, Trainer
 from .vocab import Vocab
 
@@ -34,7 +35,7 @@ FORMAT_VERSION = 1
 # Decompressed size cap: a small file must not expand into gigabytes (zip bomb).
 MAX_UNPACKED_BYTES = 400 * 2**20
 
-_OPT_SLOTS = {"adagrad": ("mem",), "sgd": (), "momentum": ("velocity",), "rmsprop": ("cache",), "adam": ("m", "v")}
+_OPT_SLOTS = OPTIMIZER_SLOTS
 # The entries of a checkpoint: these, "val_ids" when there is a validation text, and per parameter
 # "param_<name>" plus one "opt_<slot>_<name>" per slot of the optimizer.
 _ENTRIES = ("meta", "vocab", "data_ids", "hprev", "history", "val_history")

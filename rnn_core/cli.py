@@ -30,7 +30,7 @@ from .limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RAT
                      MAX_SEQ_LENGTH, MAX_UPLOAD_MB, MIN_LEARNING_RATE, check_float, check_int)
 from .model import VanillaRNN
 from .optim import OPTIMIZERS
-from .trainer import DivergenceError, Trainer
+from .trainer import DivergenceError, Trainer, bits_per_char
 from .vocab import Vocab
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -247,7 +247,7 @@ class _Session:
 
     def progress(self, rate: float, remaining: int | None) -> None:
         tr = self.trainer
-        bits = tr.smooth_loss / tr.seq_length / math.log(2)
+        bits = bits_per_char(tr.smooth_loss, tr.seq_length)
         val = "val -" if self.last_val is None else f"val {self.last_val:.3f} bits/char"
         left = "" if remaining is None or rate <= 0 else f" | {_duration(remaining / rate)} left"
         speed = f"{rate:,.1f}" if rate < 10 else f"{rate:,.0f}"
@@ -393,7 +393,7 @@ def _resumed_session(args) -> _Session:
 
 def _summary(session: _Session) -> str:
     tr = session.trainer
-    bits = tr.smooth_loss / tr.seq_length / math.log(2)
+    bits = bits_per_char(tr.smooth_loss, tr.seq_length)
     val = "" if session.last_val is None else f", val {session.last_val:.3f} bits/char"
     return f"iteration {tr.iteration:,}, smooth loss {bits:.3f} bits/char{val}"
 

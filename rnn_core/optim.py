@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 EPS = 1e-8
-OPTIMIZERS = ("adagrad", "sgd", "momentum", "rmsprop", "adam")
 
 
 def param_views(flat: np.ndarray, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
@@ -158,6 +157,10 @@ class Adam(Optimizer):
 
 
 _CLASSES = {cls.name: cls for cls in (Adagrad, SGD, Momentum, RMSProp, Adam)}
+# The optimizers by name, in the order menus list them, and each one's per-parameter state slots
+# (what a checkpoint saves beside the weights).
+OPTIMIZERS: tuple[str, ...] = tuple(_CLASSES)
+OPTIMIZER_SLOTS: dict[str, tuple[str, ...]] = {name: cls.slots for name, cls in _CLASSES.items()}
 
 
 def make_optimizer(name: str, shapes: dict[str, tuple], dtype=np.float64) -> Optimizer:

@@ -27,6 +27,20 @@ from .optim import make_optimizer, param_views
 HISTORY_COLUMNS = ("iteration", "loss", "smooth_loss", "clip_fraction", "learning_rate") + tuple(
     f"grad_norm_{k}" for k in PARAM_NAMES) + ("loss_min", "loss_max")
 VAL_COLUMNS = ("iteration", "val_bits_per_char")
+
+
+def untrained_loss(vocab_size: int, seq_length: int) -> float:
+    """Loss per window of the uniform guess over V characters, −ln(1/V)·T: where the smoothed loss
+    starts (min-char-rnn's own expression, kept bit for bit)."""
+    return -math.log(1.0 / vocab_size) * seq_length
+
+
+def bits_per_char(window_loss, seq_length: int):
+    """A loss in nats per window of ``seq_length`` characters as bits per character, L / T / ln 2.
+    Scalar in, float out; an array (any shape) in, an array out."""
+    return window_loss / seq_length / math.log(2)
+
+
 # Above this many entries in dh (T*B*H), a step's stats summarise dh at once instead of copying it.
 EAGER_DH_NORMS = 1 << 16
 
@@ -114,7 +128,7 @@ class Trainer:
         self.hprev = np.zeros((B, model.hidden_size), dtype=model.dtype)
         self.iteration = 0
         self.chars_seen = 0
-        self.smooth_loss = -math.log(1.0 / model.vocab_size) * T
+        self.smooth_loss = untrained_loss(model.vocab_size, T)
         self.seed = seed
         self.rng = np.random.default_rng(seed)   # for samples drawn during training
         self.history = BoundedHistory(HISTORY_COLUMNS)

@@ -311,3 +311,14 @@ def test_a_long_runs_history_keeps_each_buckets_mean_min_and_max_of_the_loss(mak
         assert hist["loss"][row] == pytest.approx(np.mean(bucket), rel=1e-12)
         assert hist["loss_min"][row] == min(bucket) and hist["loss_max"][row] == max(bucket)
         assert hist["smooth_loss"][row] == smooth[end - 1]        # a state: its value at the bucket's end
+
+
+def test_the_loss_units_live_in_the_engine_once():
+    """Bits per char and the untrained loss: one definition each, used by the app, CLI and charts."""
+    from rnn_core.optim import OPTIMIZER_SLOTS, make_optimizer
+    from rnn_core.trainer import bits_per_char, untrained_loss
+    assert untrained_loss(65, 25) == -math.log(1.0 / 65) * 25          # min-char-rnn's own starting value
+    assert bits_per_char(untrained_loss(64, 25), 25) == pytest.approx(6.0)
+    np.testing.assert_allclose(bits_per_char(np.array([25 * math.log(2), 0.0]), 25), [1.0, 0.0])
+    for name, slots in OPTIMIZER_SLOTS.items():                          # what checkpoints save
+        assert tuple(make_optimizer(name, {"w": (2, 3)}).flat) == slots
