@@ -19,6 +19,7 @@ from rnn_core.corpora import BUILTIN_CORPORA, load_builtin, train_val_split, val
 from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RATE, MAX_SEQ_LENGTH,
                              MIN_LEARNING_RATE, check_float, check_int)
 from rnn_core.optim import OPTIMIZERS
+from rnn_core.run_metadata import MAX_SAMPLES_KEPT, read_run_metadata, write_run_metadata
 from rnn_core.trainer import bits_per_char, untrained_loss
 
 from playground import timeline as tl
@@ -30,7 +31,6 @@ EXPLODE_FACTOR = 3.0
 EXPLODE_WEIGHT = 0.3
 BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python": "Python source"}
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
-MAX_SAMPLES_KEPT = 40        # periodic samples listed (oldest dropped): bounded per session
 SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
 CHUNK_SECONDS = 0.01         # steps per chunk: about this much training between clock readings
 VALIDATE_SECONDS = 4.0       # validation loss at most this often while training (it costs ~30 ms)
@@ -323,8 +323,7 @@ class Run:
     def to_bytes(self) -> bytes:
         """The run as an rnn_core checkpoint (.npz), with the app's fields in its metadata."""
         facts, values = self.timeline.to_saved()
-        self.trainer.metadata = {"app": {"config": asdict(self.config), "corpus_label": self.corpus_label,
-                                         "samples": [list(s) for s in self.samples], "timeline": facts}}
+        write_run_metadata(self.trainer, asdict(self.config), self.corpus_label, self.samples, timeline=facts)
         return checkpoint_bytes(self.trainer, self.vocab, values)
 
     @classmethod
@@ -336,45 +335,18 @@ class Run:
         hand-edited file); a value out of range refuses the file (ValueError "not a valid
         checkpoint: ..."), so nothing a page shows can be larger than the app itself would write.
         """
-        import unicodedata
-
-        from rnn_core.limits import MAX_ITERATION, MAX_LABEL_LENGTH, MAX_SAMPLE_LENGTH
-
         trainer, vocab, timeline_values = load_checkpoint_bytes(data, with_app_state=True)
-        app = trainer.metadata.get("app") if isinstance(trainer.metadata, dict) else None
-        app = app if isinstance(app, dict) else {}   # a foreign or hand-edited file: ignore, don't crash
+        meta = read_run_metadata(trainer.metadata)
         tr_settings = dict(hidden_size=trainer.model.hidden_size, seq_length=trainer.seq_length,
                            learning_rate=trainer.learning_rate, batch_size=trainer.batch_size,
                            optimizer=trainer.optimizer_name, clip=trainer.clip)
         try:
-            saved = app.get("config", {}) if isinstance(app.get("config"), dict) else {}
-            config = RunConfig.from_dict({"corpus": "custom", **saved, **tr_settings})
+            config = RunConfig.from_dict({"corpus": "custom", **meta.config, **tr_settings})
         except (TypeError, ValueError):
             config = RunConfig.from_dict({"corpus": "custom", **tr_settings})
-        label = app.get("corpus_label")
-        if not isinstance(label, str) or not label.strip():
-            label = "checkpoint"
-        if len(label) > MAX_LABEL_LENGTH:
-            raise ValueError(f"not a valid checkpoint: its corpus label has {len(label)} characters; "
-                             f"at most {MAX_LABEL_LENGTH} are allowed")
-        if any(unicodedata.category(c) == "Cc" for c in label):
-            raise ValueError("not a valid checkpoint: its corpus label must be one line of text "
-                             "without control characters")
-        samples = app.get("samples")
-        samples = samples if isinstance(samples, list) else []
-        if len(samples) > MAX_SAMPLES_KEPT:
-            raise ValueError(f"not a valid checkpoint: it holds {len(samples)} samples; "
-                             f"at most {MAX_SAMPLES_KEPT} are kept")
-        kept = []
-        for item in samples:
-            if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int
-                    and isinstance(item[1], str)):
-                continue
-            if not 0 <= item[0] <= MAX_ITERATION or len(item[1]) > MAX_SAMPLE_LENGTH:
-                raise ValueError(f"not a valid checkpoint: a sample must have an iteration between 0 and "
-                                 f"{MAX_ITERATION} and at most {MAX_SAMPLE_LENGTH} characters")
-            kept.append((item[0], item[1]))
-        timeline = tl.Timeline.from_saved(app.get("timeline"), timeline_values, trainer)
+        label = meta.corpus_label or "checkpoint"
+        kept = meta.samples
+        timeline = tl.Timeline.from_saved(meta.extra.get("timeline"), timeline_values, trainer)
         if not len(timeline):     # a file without a timeline (the command line's): it starts here
             timeline.add(tl.take(trainer))
         run = cls.__new__(cls)

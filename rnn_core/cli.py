@@ -5,7 +5,8 @@
     python -m rnn_core sample run.npz [options]    print a sample from a checkpoint
 
 Checkpoints are ordinary rnn_core checkpoints whose metadata carries the dashboard's fields
-(``{"app": {"config", "corpus_label", "samples"}}``), so a run trained here opens in the dashboard
+(``{"app": {"config", "corpus_label", "samples"}}``, written and read by rnn_core.run_metadata, as the
+dashboard does), so a run trained here opens in the dashboard
 and goes on. Exit codes: 0 done, 1 training diverged or the checkpoint could not be written,
 2 bad arguments or input files, 130 interrupted (Ctrl-C; the checkpoint is saved first).
 Standard library and NumPy only.
@@ -30,6 +31,7 @@ from .limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RAT
                      MAX_SEQ_LENGTH, MAX_UPLOAD_MB, MIN_LEARNING_RATE, check_float, check_int)
 from .model import VanillaRNN
 from .optim import OPTIMIZERS
+from .run_metadata import MAX_SAMPLES_KEPT, read_run_metadata, write_run_metadata
 from .trainer import DivergenceError, Trainer, bits_per_char
 from .vocab import Vocab
 
@@ -38,7 +40,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Defaults of the options that --resume may not change; None in the parser means "not given".
 TRAIN_DEFAULTS = {"hidden": 100, "seq_length": 25, "lr": 0.1, "batch_size": 1, "optimizer": "adagrad",
                   "clip": 5.0, "seed": 0, "val_fraction": 0.1, "sample_every": 1000}
-SAMPLES_KEPT = 40             # as many as the dashboard lists
+SAMPLES_KEPT = MAX_SAMPLES_KEPT   # as many as the dashboard lists
 CHUNK_SECONDS = 0.1           # training runs in chunks this long; Ctrl-C is honoured between chunks
 TTY_REFRESH_SECONDS = 0.5
 LOG_LINE_SECONDS = 5.0        # progress line interval when stderr is a file or a pipe
@@ -276,8 +278,7 @@ class _Session:
                   "batch_size": self.trainer.batch_size, "optimizer": self.trainer.optimizer_name,
                   "clip": self.trainer.clip, "seed": self.settings["seed"],
                   "val_fraction": self.settings["val_fraction"], "sample_every": self.settings["sample_every"]}
-        self.trainer.metadata = {**self.trainer.metadata, "app": {
-            "config": config, "corpus_label": self.corpus_label, "samples": [list(s) for s in self.samples]}}
+        write_run_metadata(self.trainer, config, self.corpus_label, [tuple(s) for s in self.samples])
         _save_atomically(self.trainer, self.vocab, self.out)
 
     # -- the loop
@@ -371,8 +372,11 @@ def _resumed_session(args) -> _Session:
     if args.val_fraction is not None and not math.isclose(args.val_fraction, val_fraction, abs_tol=1e-3):
         raise UsageError(f"--val-fraction cannot change when resuming: the checkpoint holds out "
                          f"{val_fraction:g} of its text, got {args.val_fraction:g}")
-    app = trainer.metadata.get("app") if isinstance(trainer.metadata.get("app"), dict) else {}
-    saved = app.get("config") if isinstance(app.get("config"), dict) else {}
+    try:
+        meta = read_run_metadata(trainer.metadata)
+    except ValueError as exc:
+        raise UsageError(f"{args.resume}: {exc}") from exc
+    saved = meta.config
     if args.lr is not None:
         trainer.learning_rate = args.lr
     if args.clip is not None:
@@ -385,9 +389,8 @@ def _resumed_session(args) -> _Session:
         if isinstance(sample_every, bool) or not isinstance(sample_every, int) or not 1 <= sample_every <= 1_000_000:
             sample_every = TRAIN_DEFAULTS["sample_every"]
     settings = {"seed": trainer.seed, "val_fraction": val_fraction, "sample_every": sample_every}
-    label = app.get("corpus_label") if isinstance(app.get("corpus_label"), str) else Path(args.resume).name
-    samples = [s for s in app.get("samples", []) if isinstance(s, list) and len(s) == 2
-               and isinstance(s[0], int) and isinstance(s[1], str)]
+    label = meta.corpus_label or Path(args.resume).name
+    samples = [list(s) for s in meta.samples]
     return _Session(trainer, vocab, settings, label, samples, args)
 
 

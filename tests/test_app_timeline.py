@@ -163,6 +163,7 @@ def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
     from playground import persist
 
     persist.wait_for_saves(timeout=30)
+    app.run()                                        # the URL names a run once a script run sees it saved
     old_id = app.session_state.persist.run_id
     assert app.query_params["run"] == old_id         # the trained run was saved when it arrived
     app.select_slider(key="timeline_pick").set_value(200).run()
