@@ -64,7 +64,15 @@ UI_DEFAULTS = {
 
 def run_lock() -> threading.RLock:
     """The session's lock around every use of its run: Streamlit may start a full rerun (and its
-    callbacks) while a fragment's training tick is still running in another thread."""
+    callbacks) while a fragment's training tick is still running in another thread.
+
+    The rule — what runs under it: every callback that changes the run or its handle (``owner_only``
+    wraps ``locked``; pages wrap theirs in ``locked``); the sidebar's tick (``_tick``, ``_watch_tick``)
+    and what it does about a stop, a restart or an autosave; making one's own copy of a watched run;
+    and the saver's sweeper, which takes it (``persist._acquire``, with a timeout, never blocking a
+    page) before it snapshots, saves or releases a session's run. Page bodies that only read
+    ``get_run()`` do not take it: they read a snapshot that nothing changes in place. Never wait for
+    another session's lock while holding this one (the sweeper takes one session's at a time)."""
     ss = st.session_state
     if "run_lock" not in ss:
         ss.run_lock = threading.RLock()
