@@ -48,7 +48,7 @@ def on_checkpoint_upload() -> None:
                                      f"is unchanged. {markdown_text(uploads.sentence(exc))}", current.uid,
                             current.iteration)
         return
-    persist.adopt_run(loaded)
+    state.adopt_run(loaded)
     ss.files_prepared = None
     replaced = f" It replaced the previous run ({count(before, 'iteration')})." if before else ""
     ss.files_message = ("success", f"Loaded {markdown_text(uploaded.name[:80])}: {markdown_text(loaded.corpus_label)}, "

@@ -698,20 +698,6 @@ def autosave_if_due() -> None:
         save_now()
 
 
-def adopt_run(run: Run) -> None:
-    """Make ``run`` the session's run (a loaded checkpoint): paused, its settings in the widgets,
-    its text as the custom text when it is not a built-in corpus, and saved."""
-    from playground import state   # state imports this module at import time
-
-    ss = st.session_state
-    state.trainer().replace(run)
-    state._show(run)
-    ss.running = False
-    state.load_config_into_widgets(run.config)
-    adopt_text(run)
-    save_now()
-
-
 # ---------------------------------------------------------------- for the Save & load page
 def run_id() -> str:
     return _session().run_id

@@ -258,6 +258,19 @@ def load_config_into_widgets(config: RunConfig) -> None:
         st.session_state[f"cfg_{name}"] = value
 
 
+def adopt_run(run: Run) -> None:
+    """Make ``run`` the session's run (a loaded checkpoint): paused, its settings in the widgets,
+    its text as the custom text when it is not a built-in corpus, and saved. Session logic, so here
+    and not in persist (which knows bytes, ids and the store, and never imports this module)."""
+    st.session_state.running = False
+    trainer().replace(run)
+    _show(run)
+    load_config_into_widgets(run.config)
+    persist.adopt_text(run)
+    persist.save_now()
+    _park(trainer())
+
+
 def flash(kind: str, message: str) -> None:
     st.session_state.flash = (kind, message)
 
