@@ -588,6 +588,11 @@ class RayHandle(trainers.TrainerHandle):
                 self._lost()
                 return trainers.progress_of(self.latest, False)
 
+    def park(self) -> None:
+        """A paused run keeps its actor: other replicas reach a live run through it (watchers of a
+        paused run could read its last save instead; making an actor again costs a Ray scheduling
+        round on each Start)."""
+
     def release(self) -> Run:
         """Give the lease back and return the run as this session leaves it (the caller saves it).
         The last lease stops the run and ends the actor; with other handles still holding it, it

@@ -311,13 +311,8 @@ def _no_trainer(exc: Exception) -> str:
 
 
 def _park(handle: trainers.TrainerHandle) -> None:
-    """A paused run needs no trainer process: free the worker's copy at once (the sweeper would after
-    RELEASE_SECONDS), so an idle session holds its run once, the session's copy, with its timeline of
-    snapshots; Start or Step places it again from that copy. A Ray actor stays: other replicas reach
-    a live run through its actor (watchers of a paused run could read its last save instead; making
-    an actor again costs a Ray scheduling round on each Start)."""
-    if type(handle) is trainers.TrainerHandle and not handle.running:
-        _survive(handle.release, None)
+    """The run has paused: let its backend free what a paused run need not hold (handle.park)."""
+    _survive(handle.park, None)
 
 
 @owner_only
@@ -457,12 +452,13 @@ def continue_from_snapshot(index: int) -> None:
     link = persist.run_link(st.context.url)
     fork = current.continue_from(index)
     ss.kept_curves = compare.keep(ss.kept_curves, current)
-    handle.release()                      # its worker's copy: the run itself is in session state and saved
+    _survive(handle.release, None)        # its worker's copy: the run itself is in session state and saved
     ss.trainer = trainers.get_pool().handle(fork)
     _show(fork)
     load_config_into_widgets(fork.config)
     persist.begin_own_run()               # a new run id: saves of the fork never overwrite the original
     persist.save_now()
+    _park(ss.trainer)                     # paused, as every run that is not training
     kept = f" (its link: {markdown_text(link)})" if link else ""
     flash("success", f"A new run continues from iteration {fork.iteration:,}: press Start to train it. The run "
                      f"you had, at iteration {current.iteration:,}, is kept{kept}; its curve is dashed on the chart.")

@@ -744,6 +744,14 @@ class TrainerHandle:
                 return self.latest
             return self._took(self._call("snapshot"))
 
+    def park(self) -> None:
+        """The session's run has paused (Pause, Step, a stop by itself, a loaded checkpoint): free the
+        worker's copy at once (the sweeper would after persist.RELEASE_SECONDS), so an idle session
+        holds its run once, the session's copy with its timeline of snapshots; Start or Step places
+        it again from that copy."""
+        if not self.running:
+            self.release()
+
     def release(self) -> Run:
         """Free the worker's copy (a session whose tab is gone), after a last snapshot; the handle
         places the run again from that snapshot if it is used later."""

@@ -91,6 +91,8 @@ def test_step_and_live_settings_are_the_engines(pool):
         handle.apply_live(_bad_config())
     assert "Traceback" not in str(bad.value) and "\n" not in str(bad.value)
     assert handle.snapshot().iteration == 5
+    handle.park()                                  # a paused run keeps its actor
+    assert handle.placed
     handle.release()
 
 

@@ -302,3 +302,17 @@ def test_a_command_waits_at_most_for_the_slice_under_way(monkeypatch):
     for start in asked:
         answered = events.index("command", start)
         assert events[start:answered].count("slice") <= 1, events[start:answered]
+
+
+def test_park_frees_a_paused_runs_worker_copy_and_leaves_a_training_run_alone(pool):
+    handle = pool.handle(small_run())
+    handle.start()
+    trained_past(handle, 5)
+    handle.park()                                  # still training: nothing to free
+    assert handle.placed and handle.running
+    paused = handle.pause()
+    handle.park()
+    assert not handle.placed and handle.latest.iteration == paused.iteration
+    again, _ = handle.step(1)                      # placed again from the session's copy
+    assert again.iteration == paused.iteration + 1
+    handle.release()
