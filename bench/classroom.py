@@ -42,8 +42,8 @@ import threading
 import time
 
 import playground  # noqa: F401  (one BLAS thread per call, as in the server)
-from playground.run import PRESETS, Run
-from playground.trainers import TrainerPool, default_workers
+from playground.runs.run import PRESETS, Run
+from playground.runs.trainers import TrainerPool, default_workers
 
 PROGRESS_SECONDS = 0.25
 SNAPSHOT_SECONDS = 2.0
@@ -202,7 +202,7 @@ def main() -> None:
     other_arch = "threads"
     other_session, other_pool = thread_session, None
     if args.backend == "ray":
-        from playground import ray_backend
+        from playground.runs import ray_backend
         other_arch, other_session = "ray", pool_session
         other_pool = ray_backend.RayPool(address="local", store_dir=None, max_training=10_000)
         other_pool.join_cluster()

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from playground.run import PRESETS, Run
-from playground.store import RunStore, new_run_id
+from playground.runs.run import PRESETS, Run
+from playground.runs.store import RunStore, new_run_id
 from tests.browser import harness
 
 

@@ -13,7 +13,7 @@ through pool.handle(run). Three kinds of idle session, each measured in a fresh 
             dropped, as the app replaces session_state.run), the worker keeps the run, its guard
             copy and its scratch buffers;
   released  trained, paused, then handle.release(), as the app does at once when a run pauses
-            (playground.state._park): only the session's snapshot is left. This is every
+            (playground.session.state._park): only the session's snapshot is left. This is every
             paused session of the app; "trained" is what a training session holds.
 Memory: the sum of Pss (proportional set size, from /proc/<pid>/smaps_rollup: shared pages split
 between the processes sharing them) of this process and every worker (pool.pids()), after N sessions
@@ -36,8 +36,8 @@ from collections import defaultdict, deque
 import numpy as np
 
 import playground  # noqa: F401  (one BLAS thread per call, as in the server)
-from playground.run import PRESETS, Run
-from playground.trainers import TrainerPool, _Worker, pack, unpack
+from playground.runs.run import PRESETS, Run
+from playground.runs.trainers import TrainerPool, _Worker, pack, unpack
 
 MB = 1024 * 1024
 KINDS = ("fresh", "trained", "released")

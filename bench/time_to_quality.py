@@ -46,7 +46,7 @@ SEED = 0
 VAL_FRACTION = 0.1
 SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare.txt"
 
-# What the app's Train page lets a preset be (pages/train.py sliders).
+# What the app's Train page lets a preset be (app_pages/train.py sliders).
 APP_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 APP_LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 APP_SEQ_LENGTHS = range(1, 201)
@@ -69,7 +69,7 @@ class Setting:
                 and self.seq_length in APP_SEQ_LENGTHS)
 
     def preset(self) -> str:
-        """The RunConfig expression for playground.run.PRESETS (defaults left out)."""
+        """The RunConfig expression for playground.runs.run.PRESETS (defaults left out)."""
         parts = [f"batch_size={self.batch_size}", f'optimizer="{self.optimizer}"',
                  f"learning_rate={self.learning_rate:g}"]
         if self.seq_length != 25:

@@ -1,4 +1,4 @@
-"""What the run's timeline (playground.timeline, issue 15) costs: training time and memory.
+"""What the run's timeline (playground.runs.timeline, issue 15) costs: training time and memory.
 
 Run from the repository root:   .venv/bin/python -m bench.timeline [--seconds 5] [--rounds 5]
 
@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from playground import timeline as tl
-from playground import timeline_view as tv
-from playground.run import PRESETS, Run
+from playground.runs import timeline as tl
+from playground.views import timeline_view as tv
+from playground.runs.run import PRESETS, Run
 
 BUDGET_MB = tl.BUDGET_BYTES / 1e6
 

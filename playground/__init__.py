@@ -1,4 +1,5 @@
-"""App-side helpers of RNN Playground: the run, session state, figures, text views, persistence."""
+"""App-side code of RNN Playground, in three layers: session (one browser session's state and
+controls) uses runs (training, saving) and views (figures and text views, pure); escape is shared."""
 import os
 
 # Many sessions share one server process. One BLAS thread per call keeps the small matrix products

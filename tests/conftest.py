@@ -17,7 +17,7 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
 def _no_background_sweeper(monkeypatch):
     """App tests' sessions are saved by their own script runs; tests that look at the sweeper call
     persist.sweep() with their own clock. Sessions of one test are forgotten before the next."""
-    from playground import persist
+    from playground.runs import persist
     monkeypatch.setattr(persist, "SWEEP_IN_BACKGROUND", False)
     yield
     with persist._LIVE_GUARD:
@@ -137,7 +137,7 @@ DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
 @pytest.fixture
 def open_page():
     """factory(page, timeout=30) -> an AppTest of the app (dashboard.py) switched to ``page``
-    (e.g. "pages/guess.py") and run once, without an exception."""
+    (e.g. "app_pages/guess.py") and run once, without an exception."""
     from streamlit.testing.v1 import AppTest
 
     def open_one(page: str, timeout: float = 30):

@@ -1,11 +1,11 @@
-"""Unit tests for playground.analysis: text features, the unit finder, predictions and surprise."""
+"""Unit tests for playground.views.analysis: text features, the unit finder, predictions and surprise."""
 
 import math
 
 import numpy as np
 import pytest
 
-from playground import analysis as A
+from playground.views import analysis as A
 from rnn_core import VanillaRNN, Vocab
 
 QUOTED = 'He said "no way" and (then (left)) home.\nNext "line'

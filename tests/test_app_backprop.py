@@ -5,34 +5,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import backprop_view as bv
-from playground.textviews import visible_char
+from playground.views import backprop_view as bv
+from playground.views.textviews import visible_char
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 
 
 @pytest.fixture
 def app(monkeypatch):
-    """The app switched to the Backprop page.
-
-    AppTest resets ``PagesManager.uses_pages_directory`` before every run, so with a pages/ folder each
-    run after the first takes the old pages-folder route and runs the page script without
-    dashboard.py (no sidebar). Keeping the flag False makes every run go through st.navigation, as
-    the real server does after its first run.
-    """
-    original_init = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+    """The app switched to the Backprop page (every run goes through dashboard.py's st.navigation:
+    the page scripts live in app_pages/, so Streamlit never serves them the pages-folder way)."""
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
-    at.switch_page("pages/backprop.py").run()
+    at.switch_page("app_pages/backprop.py").run()
     assert not at.exception
     return at
 
@@ -137,7 +124,7 @@ def test_weights_tab_switches_matrix(app):
 
 
 def test_one_step_windows_and_batches_render_in_every_tab(app):
-    from playground.run import Run, RunConfig
+    from playground.runs.run import Run, RunConfig
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=1, batch_size=2), "abcab\n" * 20, "tiny")
     run.step(3)
     app.session_state["run"] = run
@@ -205,7 +192,7 @@ def test_player_steps_forward_then_backward_with_the_engines_numbers(app):
 
 
 def test_player_plays_pauses_and_stops_at_the_end(app):
-    from playground import bptt_player as bp
+    from playground.views import bptt_player as bp
     open_tab(app, "Animated")
     app.button(key="bp_play").click().run()
     assert not app.exception
@@ -265,7 +252,7 @@ def test_every_chart_hovers_and_every_metric_explains_itself(app):
 
 def test_characters_in_metrics_and_the_players_status_are_escaped(app):
     from playground.escape import markdown_text
-    from playground.run import Run, RunConfig
+    from playground.runs.run import Run, RunConfig
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=4), "*$[x](y)_`" * 30, "hostile")
     app.session_state["run"] = run
     app.run()

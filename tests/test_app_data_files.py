@@ -7,16 +7,16 @@ import pickle
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import persist, uploads
-from playground.run import Run, RunConfig
+from playground.runs import persist
+from playground.session import uploads
+from playground.runs.run import Run, RunConfig
 from rnn_core import PARAM_NAMES
 from rnn_core.corpora import MAX_UPLOAD_BYTES, corpus_summary
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
-DATA, FILES = "pages/data.py", "pages/files.py"
+DATA, FILES = "app_pages/data.py", "app_pages/files.py"
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
 DRAFT = {"seq_length": 25, "batch_size": 1, "val_fraction": 0.1}
 
@@ -76,8 +76,8 @@ def test_unusable_pasted_text_is_refused(text, reason):
 def test_run_corpus_facts_describe_the_whole_text_of_the_run():
     run = small_run()
     facts = uploads.run_corpus_facts(run)
-    whole = corpus_summary(uploads.run_text(run))
-    assert uploads.run_text(run) == POEM
+    whole = corpus_summary(run.whole_text())
+    assert run.whole_text() == POEM
     assert facts["train_chars"] + facts["val_chars"] == len(POEM) and facts["val_chars"] > 0
     assert facts["vocab_size"] == whole["vocab_size"] and facts["chars"] == whole["chars"]
     assert facts["unigram_bits_per_char"] == pytest.approx(whole["unigram_bits_per_char"])
@@ -150,18 +150,8 @@ def test_history_frames_have_one_row_per_recorded_iteration():
 # ---------------------------------------------------------------- the pages in AppTest
 @pytest.fixture(autouse=True)
 def isolated_app(monkeypatch, tmp_path):
-    """Runs go to a temporary store, never the user's cache. Also: with a pages/ folder next to
-    dashboard.py, AppTest (1.67) would run every later page script on its own, skipping
-    dashboard.py (init, sidebar, messages); st.navigation turns that legacy mode off, as the real
-    server does after its first run."""
+    """Runs go to a temporary store, never the user's cache."""
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path / "runs"))
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     yield tmp_path / "runs"
     persist.wait_for_saves()
 
@@ -245,7 +235,7 @@ def test_pasted_text_is_accepted_and_train_now_starts_a_run_on_it(isolated_app):
     at.button(key="data_train_now").click().run()
     assert not at.exception and not at.error
     new = at.session_state.run
-    assert new is not old and new.config.corpus == "custom" and uploads.run_text(new) == POEM
+    assert new is not old and new.config.corpus == "custom" and new.whole_text() == POEM
     assert new.corpus_label == uploads.PASTED_LABEL and new.iteration == 0
     assert "data_train_now" not in {b.key for b in at.button}     # the notice is gone: the run uses it
     persist.wait_for_saves()

@@ -6,7 +6,7 @@ import math
 import pytest
 
 # Pages with metrics. The Backprop page's own metrics are tested with it (tests/test_app_backprop.py).
-PAGES_WITH_METRICS = ["pages/train.py", "pages/data.py", "pages/hidden_states.py", "pages/guess.py"]
+PAGES_WITH_METRICS = ["app_pages/train.py", "app_pages/data.py", "app_pages/hidden_states.py", "app_pages/guess.py"]
 
 # A help text that explains a number says how it is made: an equation or an operator of one.
 FORMULA_SIGNS = ("=", "÷", "−", "Σ", "·", "argmax", "among")
@@ -23,7 +23,7 @@ def test_every_metric_has_a_help_tooltip_with_its_formula(open_page, page):
 
 
 def test_the_train_page_helps_quote_this_runs_sizes_and_untrained_loss(open_page):
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     run = at.session_state.run
     helps = {m.label: m.proto.help for m in at.metric}
     T, B, V = run.trainer.seq_length, run.trainer.batch_size, run.vocab.size

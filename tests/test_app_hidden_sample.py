@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from playground import analysis
-from playground.run import Run, RunConfig
+from playground.views import analysis
+from playground.runs.run import Run, RunConfig
 
-HIDDEN = "pages/hidden_states.py"
-SAMPLE = "pages/sample.py"
+HIDDEN = "app_pages/hidden_states.py"
+SAMPLE = "app_pages/sample.py"
 
 
 def _run(at):
@@ -43,7 +43,7 @@ def test_hidden_states_reads_the_default_excerpt_and_draws_all_views(hidden):
     at = hidden
     run = _run(at)
     text = at.text_area(key="hs_text").value
-    assert 100 < len(text) <= 400 and text in run.train_text()
+    assert 100 < len(text) <= 400 and text in run.vocab.decode(run.trainer.data)
     assert not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Characters read"] == f"{len(text):,}"

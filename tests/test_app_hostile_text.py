@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from playground import game
+from playground.views import game
 from playground.escape import markdown_text
-from playground.run import Run, RunConfig
-from playground.textviews import visible_chars
+from playground.runs.run import Run, RunConfig
+from playground.views.textviews import visible_chars
 
 LINE = "<img src=x onerror=alert(1)> [x](http://e) :red[x] a@b.co www.e.com $x$ *b* `c` ~d~ #e |f|\n"
 TEXT = (LINE + "roses are red, violets are blue,\n") * 40
@@ -71,7 +71,7 @@ def html_bodies(at) -> list[str]:
 
 # ---------------------------------------------------------------- Sample
 def test_sample_page_shows_a_hostile_prime_and_the_vocabulary_in_its_error_as_text(hostile):
-    at = hostile("pages/sample.py")
+    at = hostile("app_pages/sample.py")
     vocab = at.session_state.run.vocab
     at.text_area(key="smp_prime").input(LINE[:-1] + " ü").run()         # ü: not in the vocabulary
     (error,) = errors(at)
@@ -93,7 +93,7 @@ def test_sample_page_shows_a_hostile_prime_and_the_vocabulary_in_its_error_as_te
 
 # ---------------------------------------------------------------- Guess
 def test_guess_page_shows_a_hostile_passage_verdict_and_typed_text_as_text(hostile):
-    at = hostile("pages/guess.py")
+    at = hostile("app_pages/guess.py")
     passage = LINE * 3
     # The page has already tied a game to this run (ss.guess_run): replace only the game.
     at.session_state.guess_game = game.Game(passage, position=len(LINE) + LINE.index("@"))
@@ -120,7 +120,7 @@ def test_guess_page_shows_a_hostile_passage_verdict_and_typed_text_as_text(hosti
 
 # ---------------------------------------------------------------- Hidden states
 def test_hidden_states_page_shows_a_hostile_text_and_the_vocabulary_in_its_error_as_text(hostile):
-    at = hostile("pages/hidden_states.py")
+    at = hostile("app_pages/hidden_states.py")
     at.text_area(key="hs_text").input(LINE).run()
     assert not at.exception and not at.error
     views = [_Html(b) for b in html_bodies(at) if "rnn-textview" in b]
@@ -138,7 +138,7 @@ def test_hidden_states_page_shows_a_hostile_text_and_the_vocabulary_in_its_error
 
 # ---------------------------------------------------------------- Data
 def test_data_page_shows_a_hostile_label_and_vocabulary_as_text(hostile):
-    at = hostile("pages/data.py")
+    at = hostile("app_pages/data.py")
     chars = at.session_state.run.vocab.chars
     (caption,) = [c.value for c in at.caption if "Vocabulary: " in c.value]
     label, strip = caption.split(" · the model trains on the first ")[0], caption.split("Vocabulary: ")[1]

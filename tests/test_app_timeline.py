@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import timeline_view as tv
-from playground.run import Run, RunConfig
-from playground.textviews import reveal_invisible
+from playground.views import timeline_view as tv
+from playground.runs.run import Run, RunConfig
+from playground.views.textviews import reveal_invisible
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 60
@@ -160,7 +160,7 @@ def test_a_new_run_shows_its_untrained_snapshot_without_a_scrubber():
 
 
 def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
-    from playground import persist
+    from playground.runs import persist
 
     persist.wait_for_saves(timeout=30)
     app.run()                                        # the URL names a run once a script run sees it saved
@@ -181,7 +181,7 @@ def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
 
 
 def test_a_watcher_scrubs_the_owners_timeline_but_cannot_fork_it(app):
-    from playground import persist, watch
+    from playground.runs import persist, watch
 
     persist.wait_for_saves(timeout=30)
     watch_id = persist.get_store().new_watch_link(app.session_state.persist.run_id)

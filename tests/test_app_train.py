@@ -69,7 +69,7 @@ def test_start_and_pause_switch_the_running_state(app):
 def test_a_paused_run_leaves_its_trainer_process_and_trains_on_from_the_same_state(app):
     """Pause, Step and a stop by itself park the run: the worker drops its copy at once (an idle
     session holds its run, timeline included, once); Start places it again from that copy."""
-    from playground import trainers
+    from playground.runs import trainers
     handle = app.session_state.trainer
     app.button(key="btn_start").click().run()
     rerun_until(app, lambda at: handle.progress().iteration >= 30, "training to 30")
@@ -150,7 +150,7 @@ def _loss_chart_line(app, name_part):
 
 
 def test_smoothing_control_chooses_the_bold_line(app):
-    from playground import figures
+    from playground.views import figures
 
     for _ in range(6):
         app.button(key="btn_step").click().run()
@@ -160,8 +160,8 @@ def test_smoothing_control_chooses_the_bold_line(app):
     line = _loss_chart_line(app, "0.9, debiased")
     np.testing.assert_allclose(line, figures.debiased_ema(hist["iteration"], hist["loss"], 0.9))
     assert line[0] == pytest.approx(hist["loss"][0])                    # follows the loss from the start
-    app.switch_page("pages/data.py").run()
-    app.switch_page("pages/train.py").run()                             # the choice survives a page visit
+    app.switch_page("app_pages/data.py").run()
+    app.switch_page("app_pages/train.py").run()                             # the choice survives a page visit
     assert app.select_slider(key="loss_smoothing").value == 0.9
     app.select_slider(key="loss_smoothing").set_value(0.0).run()
     np.testing.assert_allclose(_loss_chart_line(app, "no smoothing"), hist["loss"])
@@ -183,7 +183,7 @@ def _shown(at) -> list[str]:
 
 
 def test_a_diverging_learning_rate_says_so_once(app):
-    from playground.run import Run, RunConfig
+    from playground.runs.run import Run, RunConfig
 
     config = RunConfig(corpus="hello", hidden_size=16, seq_length=10, learning_rate=10.0, optimizer="sgd",
                        clip=100.0)
@@ -215,7 +215,7 @@ def test_samples_show_invisible_and_reordering_characters_by_name(app):
 
 @pytest.mark.parametrize("control", ["btn_step", "btn_start"])
 def test_a_training_process_that_cannot_be_reached_is_one_sentence_and_the_run_is_kept(app, monkeypatch, control):
-    from playground import trainers
+    from playground.runs import trainers
     handle = app.session_state.trainer
     app.button(key="btn_step").click().run()
     def unreachable(*args, **kwargs):

@@ -1,13 +1,13 @@
-"""Unit tests for playground.backprop_view: the Backprop page's numbers, checked against the engine."""
+"""Unit tests for playground.views.backprop_view: the Backprop page's numbers, checked against the engine."""
 
 import math
 
 import numpy as np
 import pytest
 
-from playground import backprop_view as bv
-from playground import figures
-from playground.run import Run, RunConfig, window_chars
+from playground.views import backprop_view as bv
+from playground.views import figures
+from playground.runs.run import Run, RunConfig, window_chars
 from rnn_core import PARAM_NAMES
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 20

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from playground import bptt_player as bp
+from playground.views import bptt_player as bp
 from rnn_core import VanillaRNN
 
 T, H, V = 9, 12, 7

@@ -191,7 +191,7 @@ def test_resume_from_a_bad_checkpoint(capsys, tmp_path):
 
 
 def test_cli_checkpoint_opens_in_the_dashboard_and_goes_on(tmp_path):
-    from playground.run import Run
+    from playground.runs.run import Run
 
     code, out = train(tmp_path, "--iters", "25", "--sample-every", "10", "--sample-length", "8",
                       "--batch-size", "2", "--optimizer", "adam", "--lr", "0.005")

@@ -1,11 +1,11 @@
-"""Kept curves to compare runs (playground.compare), their dashed lines on the loss chart, and the
+"""Kept curves to compare runs (playground.views.compare), their dashed lines on the loss chart, and the
 Train page's Compare runs controls in AppTest."""
 import json
 
 import numpy as np
 
-from playground import compare, figures
-from playground.run import Run, RunConfig
+from playground.views import compare, figures
+from playground.runs.run import Run, RunConfig
 
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
 
@@ -61,7 +61,7 @@ def _loss_chart_names(at):
 
 
 def test_train_page_keeps_a_curve_across_a_reset_and_clears_it(open_page):
-    at = open_page("pages/train.py", timeout=60)
+    at = open_page("app_pages/train.py", timeout=60)
     assert at.button(key="keep_curve").disabled                          # nothing trained yet
     for _ in range(3):
         at.button(key="btn_step").click().run()

@@ -7,16 +7,16 @@ import re
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import compare, figures, persist
+from playground.views import compare, figures
+from playground.runs import persist
 from playground.escape import chart_label, html_text, markdown_text
-from playground.run import Run, RunConfig
-from playground.store import RunStore, new_run_id
+from playground.runs.run import Run, RunConfig
+from playground.runs.store import RunStore, new_run_id
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
-FILES, TRAIN = "pages/files.py", "pages/train.py"
+FILES, TRAIN = "app_pages/files.py", "app_pages/train.py"
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
 HOSTILE = "[x](http://evil) ![i](http://evil/i.png) :red[spoof] <b>"
 JOINER = "\u2060"
@@ -124,13 +124,6 @@ def data_dir(monkeypatch, tmp_path):
     test_app_data_files.isolated_app)."""
     directory = tmp_path / "runs"
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     yield directory
     persist.wait_for_saves()
 

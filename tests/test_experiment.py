@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import experiment
-from playground.figures import CLASSIC_SMOOTHING
-from playground.run import RunConfig
+from playground.session import experiment
+from playground.views.figures import CLASSIC_SMOOTHING
+from playground.runs.run import RunConfig
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 
@@ -129,7 +129,7 @@ def test_presenter_mode_is_one_screen_with_big_controls_and_no_navigation():
 
 def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_current_weights():
     import re
-    from playground import analysis
+    from playground.views import analysis
     at = open_link({"present": "1"})
     at.button(key="present_step").click().run()
     run = at.session_state.run
@@ -149,7 +149,7 @@ def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_curren
 
 def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
     import numpy as np
-    from playground import figures
+    from playground.views import figures
     it = np.arange(1, 200)
     loss = 100 - np.log(it)
     fig = figures.for_projector(figures.loss_figure(it, loss, loss, seq_length=25, vocab_size=65,

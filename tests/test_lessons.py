@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import lessons
-from playground.run import Run, RunConfig
+from playground.session import lessons
+from playground.runs.run import Run, RunConfig
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 200
@@ -65,7 +65,7 @@ def test_the_overfitting_lesson_sees_validation_turn_up_from_the_history():
 def test_each_lesson_sets_up_a_fresh_run_with_its_settings(lesson):
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
-    at.switch_page("pages/lessons.py").run()
+    at.switch_page("app_pages/lessons.py").run()
     assert not at.exception
     at.button(key=f"lesson_{lesson.key}").click().run()
     assert not at.exception

@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from playground import persist
-from playground.run import Run, RunConfig
-from playground.store import RunStore, SaveThrottle, new_run_id
+from playground.runs import persist
+from playground.runs.run import Run, RunConfig
+from playground.runs.store import RunStore, SaveThrottle, new_run_id
 from rnn_core import PARAM_NAMES
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
@@ -43,13 +42,6 @@ def data_dir(monkeypatch, tmp_path):
     every run as the real server does (see test_app_data_files.isolated_app)."""
     directory = tmp_path / "runs"
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
     yield directory
     persist.wait_for_saves()
 
@@ -184,7 +176,7 @@ def test_step_saves_and_a_new_session_with_the_link_continues_exactly(data_dir):
     assert restored.iteration == 5 and same_weights(restored, original)
     assert "iteration 5" in again.success[0].value and again.query_params["run"] == run_id
     assert again.session_state.cfg_corpus == "hello" and again.session_state.cfg_hidden_size == 8
-    again.switch_page("pages/files.py").run()
+    again.switch_page("app_pages/files.py").run()
     assert not again.exception and any(run_id in c.value for c in again.code)
     assert any("Last saved at iteration 5" in c.value for c in again.caption)
     restored.step(3)
@@ -453,7 +445,7 @@ def test_the_save_page_offers_no_link_for_a_run_that_was_never_written(monkeypat
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(blocker / "runs"))
     at = with_run(session(), hello_run())
     at.button(key="btn_step").click().run()    # a save was attempted, and failed
-    at.switch_page("pages/files.py").run()
+    at.switch_page("app_pages/files.py").run()
     assert not at.exception and not at.code and "run" not in at.query_params
     assert not any("Open this link" in m.value for m in at.markdown)
     assert any("could not be saved" in e.value for e in at.sidebar.error)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from playground import trainers
-from playground.store import RunStore, new_run_id, path_from_url
+from playground.runs import trainers
+from playground.runs.store import RunStore, new_run_id, path_from_url
 from tests.test_trainers import same_weights, small_run, wait_for
 
 try:
@@ -32,7 +32,7 @@ def cluster():
         if os.environ.get("CI"):
             pytest.fail("CI is set but Ray is not installed: pip install -r requirements-ray.txt", pytrace=False)
         pytest.skip("Ray is not installed (pip install -r requirements-ray.txt to run the Ray backend's tests)")
-    from playground import ray_backend
+    from playground.runs import ray_backend
     started = not ray.is_initialized()
     if started:
         # address="local": a Ray of its own, never one another process on the machine started
@@ -152,7 +152,7 @@ def test_an_actor_nobody_polls_saves_itself_and_ends(cluster, store):
     # The UI process goes away without a word: no more calls.
     wait_for(lambda: cluster.lookup(run_id) is None, "the idle actor to end")
     saved = wait_for(lambda: store.load(run_id), "the idle actor's save")
-    from playground.run import Run
+    from playground.runs.run import Run
     assert Run.from_bytes(saved).iteration >= reached
     assert not store.actor_marked(run_id)
 
@@ -174,7 +174,8 @@ def test_without_the_variable_the_app_never_imports_ray():
     env = {k: v for k, v in os.environ.items() if k != trainers.ENV_RAY_ADDRESS}
     code = textwrap.dedent("""
         import sys
-        from playground import trainers, persist, watch, store, state
+        from playground.runs import trainers, persist, watch, store
+        from playground.session import state
         pool = trainers.get_pool()
         assert type(pool) is trainers.TrainerPool, type(pool)
         print("ray" in sys.modules)
@@ -188,8 +189,8 @@ def test_without_the_variable_the_app_never_imports_ray():
 def test_an_unreachable_cluster_is_one_sentence_naming_the_variable(cluster):
     env = {**os.environ, trainers.ENV_RAY_ADDRESS: "ray://127.0.0.1:9"}
     code = textwrap.dedent("""
-        from playground import trainers
-        from playground.run import Run, RunConfig
+        from playground.runs import trainers
+        from playground.runs.run import Run, RunConfig
         handle = trainers.get_pool().handle(Run(RunConfig(corpus="custom", hidden_size=8, seq_length=5),
                                             "abcdefgh " * 50, "letters"))
         try:
@@ -228,8 +229,8 @@ def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluste
     """persist.restore_from_url's step on a Ray cluster: a live actor is joined (training on), a
     marker without an actor gives the restarted-worker sentence with the last save's iteration."""
     import streamlit as st
-    from playground import persist
-    from playground.run import Run
+    from playground.runs import persist
+    from playground.runs.run import Run
     monkeypatch.setattr(trainers, "get_pool", lambda: pool)
     owner = pool.handle(small_run())
     live_id = new_run_id()

@@ -5,7 +5,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from playground.run import CHUNK_SECONDS, EXPLODE_FACTOR, MAX_SAMPLES_KEPT, PRESETS, Run, RunConfig
+from playground.runs.run import CHUNK_SECONDS, EXPLODE_FACTOR, MAX_SAMPLES_KEPT, PRESETS, Run, RunConfig
 
 TEXT = "hello world, hello rnn.\n" * 40
 
@@ -270,7 +270,7 @@ def test_validation_curve_starts_at_the_untrained_model():
 
 
 def test_one_window_of_unusual_text_does_not_trip_the_guard_but_a_sustained_rise_does():
-    from playground.run import EXPLODE_FACTOR
+    from playground.runs.run import EXPLODE_FACTOR
 
     run = Run(RunConfig(corpus="custom", hidden_size=16, seq_length=10), "roses are red\n" * 200, "roses")
     run.step(5)

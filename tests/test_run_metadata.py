@@ -42,7 +42,7 @@ def test_values_out_of_range_refuse_the_file(app, message):
 
 
 def test_the_command_line_refuses_a_resumed_file_with_a_bad_label_in_one_sentence(tmp_path, capsys):
-    from playground.run import Run, RunConfig
+    from playground.runs.run import Run, RunConfig
     from rnn_core import cli
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=5), "hello world " * 20, "x" * 300)
     path = tmp_path / "run.npz"

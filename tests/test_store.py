@@ -1,4 +1,4 @@
-"""Tests for playground.store: the on-disk run store (no server, no sleep)."""
+"""Tests for playground.runs.store: the on-disk run store (no server, no sleep)."""
 
 import hashlib
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from playground import store
-from playground.store import (
+from playground.runs import store
+from playground.runs.store import (
     RunInfo,
     RunStore,
     SaveThrottle,
@@ -517,7 +517,7 @@ def test_a_save_from_a_stale_version_raises_and_writes_nothing(run_store):
 
 COUNTER_WRITER = """
 import sys
-from playground.store import RunChanged, RunStore
+from playground.runs.store import RunChanged, RunStore
 store, run_id, times = RunStore(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 done = 0
 while done < times:   # read, add one, write back unless another process wrote in between

@@ -1,4 +1,4 @@
-"""Unit tests for playground.textviews: safe HTML from text plus per-character values."""
+"""Unit tests for playground.views.textviews: safe HTML from text plus per-character values."""
 
 import math
 import re
@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from playground import textviews as TV
+from playground.views import textviews as TV
 
 
 class _SpanCollector(HTMLParser):
@@ -88,7 +88,7 @@ def test_reveal_invisible_keeps_spaces_and_line_breaks_of_a_text():
 def test_heatmap_tick_labels_use_the_same_stand_ins():
     import numpy as np
 
-    from playground import figures
+    from playground.views import figures
 
     fig = figures.hidden_heatmap(np.zeros((3, 2)), "a\u202eb")
     assert list(fig.layout.xaxis.ticktext) == ["a", "⟨RLO⟩", "b"]
@@ -102,11 +102,11 @@ def test_count_agrees_with_its_number(n, expected):
 
 
 def test_the_guess_page_shows_an_override_in_its_passage_by_name(open_page):
-    from playground import game
-    from playground.run import Run, RunConfig
+    from playground.views import game
+    from playground.runs.run import Run, RunConfig
 
     text = "To be, or not to be: \u202ethat is the question.\n" * 40
-    at = open_page("pages/guess.py")
+    at = open_page("app_pages/guess.py")
     at.session_state.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), text, "rlo")
     at.session_state.guess_game = game.new_game(text[:200])
     at.session_state.guess_run = id(at.session_state.run)
@@ -117,7 +117,7 @@ def test_the_guess_page_shows_an_override_in_its_passage_by_name(open_page):
 
 
 def test_messages_that_count_agree_with_their_number():
-    from playground import analysis, game
+    from playground.views import analysis, game
 
     assert game.parse_guess("z", "a")[1] == "The model has never seen 'z': guess the only character of its text."
     assert "guess one of the 2 characters" in game.parse_guess("z", "ab")[1]

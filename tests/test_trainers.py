@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from playground import trainers
-from playground.run import Run, RunConfig
-from playground.trainers import ServerFull, TrainerPool
+from playground.runs import trainers
+from playground.runs.run import Run, RunConfig
+from playground.runs.trainers import ServerFull, TrainerPool
 from rnn_core import PARAM_NAMES
 
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40

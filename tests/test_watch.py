@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import persist, watch
-from playground.run import RunConfig
-from playground.store import RunStore, new_run_id
-from playground.trainers import TrainerPool
+from playground.runs import persist, watch
+from playground.runs.run import RunConfig
+from playground.runs.store import RunStore, new_run_id
+from playground.runs.trainers import TrainerPool
 from rnn_core import PARAM_NAMES
 from tests.test_trainers import small_run, wait_for
 
@@ -158,8 +158,8 @@ def test_a_fork_continues_from_the_watched_weights_and_leaves_the_owner_alone(st
 
 
 # ---------------------------------------------------------------- every page in watch mode (AppTest)
-PAGES = ["pages/train.py", "pages/data.py", "pages/hidden_states.py", "pages/sample.py", "pages/guess.py",
-         "pages/backprop.py", "pages/files.py"]
+PAGES = ["app_pages/train.py", "app_pages/data.py", "app_pages/hidden_states.py", "app_pages/sample.py", "app_pages/guess.py",
+         "app_pages/backprop.py", "app_pages/files.py"]
 CONTROLS = {"btn_start", "btn_pause", "btn_step", "btn_reset"}
 
 
@@ -173,7 +173,7 @@ def owner_app():
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     at.button(key="btn_step").click().run()
-    at.switch_page("pages/files.py").run()
+    at.switch_page("app_pages/files.py").run()
     assert not at.exception
     run_id = at.session_state.persist.run_id
     watch_id = persist.get_store().watch_id_of(run_id)

@@ -9,8 +9,8 @@ import urllib.parse
 
 import pytest
 
-from playground.run import Run
-from playground.store import RunStore
+from playground.runs.run import Run
+from playground.runs.store import RunStore
 
 from .harness import (AppServerError, open_app, pause_button, read_iteration, serve_app, start_button, wait_idle,
                       wait_training_past)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.figures import ComparedCurve, smoothed_series
-from playground.run import Run
+from playground.views.figures import ComparedCurve, smoothed_series
+from playground.runs.run import Run
 
 MAX_KEPT = 5
 

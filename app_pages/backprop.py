@@ -3,14 +3,14 @@ import time
 
 import streamlit as st
 
-from playground import backprop_view as bv
-from playground import bptt_player as bp
-from playground import figures, state
+from playground.views import backprop_view as bv
+from playground.views import bptt_player as bp
+from playground.views import figures
+from playground.session import state
 from playground.escape import markdown_text
-from playground.textviews import visible_char, visible_chars
+from playground.views.textviews import visible_char, visible_chars
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 
 st.title("Backprop through time")

@@ -22,7 +22,7 @@ from rnn_core.optim import OPTIMIZERS
 from rnn_core.run_metadata import MAX_SAMPLES_KEPT, read_run_metadata, write_run_metadata
 from rnn_core.trainer import bits_per_char, untrained_loss
 
-from playground import timeline as tl
+from playground.runs import timeline as tl
 
 # A loss this many times the untrained loss (uniform guess) counts as exploding: the short running
 # average of the losses (weight EXPLODE_WEIGHT on the newest chunk's), not one window's loss, which
@@ -115,7 +115,7 @@ class Run:
         self.trainer = Trainer(model, ids[:split], seq_length=config.seq_length,
                                learning_rate=config.learning_rate, batch_size=config.batch_size,
                                clip=config.clip, optimizer=config.optimizer, val_ids=val, seed=config.seed)
-        # Snapshots of the whole training state over the run (playground.timeline), the untrained
+        # Snapshots of the whole training state over the run (playground.runs.timeline), the untrained
         # model first. Not runtime state: it goes wherever the run goes, saves included.
         self.timeline = tl.Timeline.for_trainer(self.trainer)
         self.timeline.add(tl.take(self.trainer))
@@ -157,8 +157,11 @@ class Run:
         (t0, i0), (t1, i1) = self._progress[0], self._progress[-1]
         return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def train_text(self) -> str:
-        return self.vocab.decode(self.trainer.data)
+    def whole_text(self) -> str:
+        """The run's whole text, training part then validation part (what a reset would re-split)."""
+        tr = self.trainer
+        val = "" if tr.val_ids is None else self.vocab.decode(tr.val_ids)
+        return self.vocab.decode(tr.data) + val
 
     # ------------------------------------------------------------------ live settings
     def apply_live(self, config: RunConfig) -> None:

@@ -5,16 +5,16 @@ It runs inside the Train page's live fragment, so moving the scrubber redraws th
 new mark. Play sets that fragment's timer to PLAY_SECONDS (``refresh_interval``, read when the page
 runs in full); each run of the fragment while playing shows one snapshot and queues the next, and a
 full rerun turns the timer back when the last one has been shown. What is drawn comes from
-playground.timeline_view (pure functions).
+playground.views.timeline_view (pure functions).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from playground import state
-from playground import timeline_view as tv
-from playground.run import Run
-from playground.textviews import reveal_invisible
+from playground.session import state
+from playground.views import timeline_view as tv
+from playground.runs.run import Run
+from playground.views.textviews import reveal_invisible
 
 PLAY_SECONDS = 0.8           # per snapshot while playing: 13 snapshots in about ten seconds
 PICK_KEY = "timeline_pick"   # the scrubber: the chosen snapshot's iteration

@@ -43,12 +43,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 # Its exit hook runs this module's save_all_at_exit before it stops the workers (see the end).
-from playground import trainers
+from playground.runs import trainers
 from playground.escape import markdown_text
-from playground.run import Run
-from playground.store import (RunChanged, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
+from playground.runs.run import Run
+from playground.runs.store import (RunChanged, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
                               new_run_id)
-from playground.uploads import run_text
 
 log = logging.getLogger(__name__)
 
@@ -540,11 +539,11 @@ def _sync_url(sp: SessionPersist) -> None:
 def adopt_text(run: Run) -> None:
     """A run on custom text brings its text along, so Reset with unchanged settings works."""
     if run.config.corpus == "custom":
-        st.session_state.custom_text = run_text(run)
+        st.session_state.custom_text = run.whole_text()
         st.session_state.custom_label = run.corpus_label
 
 
-# ---------------------------------------------------------------- hooks called by playground.state
+# ---------------------------------------------------------------- hooks called by playground.session.state
 def restore_from_url() -> Run | None:
     """At session start: the run named by ``?run=<id>``, or None (with a message saying why).
 

@@ -28,8 +28,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from playground.escape import chart_label
-from playground.figures import DIVERGING_COLORSCALE, MAIN_COLOUR, MARGIN, RAW_COLOUR, REFERENCE_COLOUR, VAL_COLOUR
-from playground.textviews import visible_chars
+from playground.views.figures import DIVERGING_COLORSCALE, MAIN_COLOUR, MARGIN, RAW_COLOUR, REFERENCE_COLOUR, VAL_COLOUR
+from playground.views.textviews import visible_chars
 
 PHASES = ("forward", "backward")
 GRAD_NAMES = ("Why", "by", "Whh", "bh", "Wxh")

@@ -3,17 +3,15 @@ import math
 
 import streamlit as st
 
-from playground import compare, experiment, figures, persist, state, timeline_ui
+from playground.views import compare, figures
+from playground.session import experiment, state, timeline_ui
+from playground.runs import persist
 from playground.escape import markdown_text
-from playground.textviews import count, reveal_invisible
-from playground.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
+from playground.views.textviews import count, reveal_invisible
+from playground.runs.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 
-# A message page_setup is about to show once at the top (e.g. why training paused), read before it
-# is shown and cleared: the run's standing alert below is the same sentence and is left out then.
-flashed = (st.session_state.get("flash") or (None, None))[1]
-state.page_setup()
 run = state.get_run()
 ss = st.session_state
 
@@ -24,7 +22,9 @@ st.caption(r"$h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$,  $y_t = W_{hy} h_
            + ("You are watching this run: it trains when its owner presses Start." if state.watching()
               else "Press **Start** in the sidebar."))
 
-if run.alert and run.alert != flashed:
+# The run's standing alert is often the sentence the entry file just showed at the top (why training
+# paused): not said twice.
+if run.alert and run.alert != state.shown_flash():
     st.warning(run.alert, icon=":material/warning:")
 
 LR_OPTIONS = list(experiment.LEARNING_RATES)

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from playground.run import Run, RunConfig
+from playground.runs.run import Run, RunConfig
 
 SMALL_TEXT_CHARS = 3_000   # the overfitting lesson's text: the first characters of Shakespeare
 SMALL_TEXT_LABEL = f"the first {SMALL_TEXT_CHARS:,} characters of Shakespeare"

@@ -18,7 +18,7 @@ routes each ``(request id, ok, value)`` reply to the caller waiting on it. In th
 has its own command thread and lock, so a command waits at most for its own run's current slice
 (one step, at the largest settings), never for another run's; training runs in the main thread.
 
-Pure Python over the standard library and playground.run (no streamlit): tested without a server.
+Pure Python over the standard library and playground.runs.run (no streamlit): tested without a server.
 """
 from __future__ import annotations
 
@@ -45,14 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.run import Run
+from playground.runs.run import Run
 
 log = logging.getLogger(__name__)
 
 ENV_WORKERS = "RNN_PLAYGROUND_WORKERS"
 ENV_MAX_TRAINING = "RNN_PLAYGROUND_MAX_TRAINING"
 # Names a Ray cluster (auto, ray://host:10001, or local): runs then train as Ray actors
-# (playground.ray_backend), which any UI replica finds by run id. Unset: this module's local pool.
+# (playground.runs.ray_backend), which any UI replica finds by run id. Unset: this module's local pool.
 ENV_RAY_ADDRESS = "RNN_PLAYGROUND_RAY_ADDRESS"
 TRAINING_PER_WORKER = 8     # default cap on runs training at once: this many per worker process
 SLICE_SECONDS = 0.05        # a running run trains this long before the next running run's turn
@@ -786,7 +786,7 @@ def get_pool() -> TrainerPool:
     with _POOL_GUARD:
         if not _POOL or _POOL[0].closed:
             if os.environ.get(ENV_RAY_ADDRESS, "").strip():
-                from playground import ray_backend
+                from playground.runs import ray_backend
                 _POOL[:] = [ray_backend.RayPool()]
             else:
                 _POOL[:] = [TrainerPool()]

@@ -1,6 +1,6 @@
 """Session state, set up in one place, and the controls every page shares.
 
-Each browser session's run trains in a worker process of the trainer pool (playground.trainers);
+Each browser session's run trains in a worker process of the trainer pool (playground.runs.trainers);
 the session holds its TrainerHandle in ``st.session_state.trainer`` and, in
 ``st.session_state.run``, the newest snapshot of the run: a consistent copy the pages read and
 compute on (at most VIEW_SECONDS old while training, exact while paused), never trained here.
@@ -16,9 +16,11 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground import compare, experiment, figures, persist, trainers, watch
+from playground.views import compare, figures
+from playground.session import experiment
+from playground.runs import persist, trainers, watch
 from playground.escape import markdown_text
-from playground.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
+from playground.runs.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
 # The worker trains on its own; a tick only asks it for progress (a round trip of a few ms).
 # Each tick also costs every open browser tab a fragment rerun in Streamlit's frontend, far more CPU
@@ -172,38 +174,6 @@ def init_session() -> None:
     persist.after_init()   # saves a paused run that changed, keeps ?run= in the URL
 
 
-def page_setup() -> None:
-    """First call of every page script: session state, the shared sidebar, pending messages.
-
-    Pages set themselves up (rather than dashboard.py) so that each page also works when Streamlit
-    runs it on its own: AppTest's switch_page, and a server's first request on a deep link, which
-    Streamlit routes the old pages-folder way before st.navigation has run once.
-    """
-    _leave_pages_folder_mode()
-    st.set_page_config(page_title="RNN Playground", page_icon=":material/neurology:", layout="wide")
-    init_session()
-    sidebar()
-    show_flash()
-
-
-def _leave_pages_folder_mode() -> None:
-    """Rerun through dashboard.py's st.navigation if Streamlit ran this page the pages-folder way.
-
-    Until some session in the server process has run st.navigation, Streamlit serves a request
-    for a page URL (/files, a reload on a page) from the pages/ folder: the page renders, but the
-    sidebar lists file names ("dashboard", "files", ...) instead of the app's pages, for that session,
-    until it happens to run dashboard.py. The switch is a class attribute of Streamlit's (no public
-    API); the rerun keeps the requested page, whose URL path is the same in both modes.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:   # a later Streamlit without it: nothing to leave
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def trainer() -> trainers.TrainerHandle:
     """The session's handle in the trainer pool, made on first use. A Run put into
     ``session_state.run`` by other code (a test, say) becomes the session's run, paused; a
@@ -276,11 +246,18 @@ def flash(kind: str, message: str) -> None:
 
 
 def show_flash() -> None:
+    """Show the message the last action left, once, at the top of this script run."""
     item = st.session_state.get("flash")
+    st.session_state.flash_shown = item[1] if item else None
     if item:
         kind, message = item
         {"error": st.error, "warning": st.warning, "success": st.success}.get(kind, st.info)(message)
         st.session_state.flash = None
+
+
+def shown_flash() -> str | None:
+    """The message show_flash put at the top of this script run, if any."""
+    return st.session_state.get("flash_shown")
 
 
 # ---------------------------------------------------------------- callbacks (run before the rerun)

@@ -4,10 +4,10 @@ large type, the controls as big buttons. The sidebar (and its live tick) is stil
 its shortcuts keep working."""
 import streamlit as st
 
-from playground import analysis, figures, state, textviews
+from playground.views import analysis, figures, textviews
+from playground.session import state
 from playground.escape import html_text
 
-state.page_setup()
 ss = st.session_state
 
 PRESENT_TEXT_PX = 24      # the smallest text size readable from the back row of a hall

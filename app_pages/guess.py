@@ -3,13 +3,13 @@ import random
 
 import streamlit as st
 
-from playground import analysis, game, state, textviews
+from playground.views import analysis, game, textviews
+from playground.session import state
 from playground.escape import html_text, markdown_text
 
 PASSAGE_CHARS = 400
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 model, vocab = run.trainer.model, run.vocab
 

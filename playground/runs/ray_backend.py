@@ -35,9 +35,9 @@ import uuid
 import ray
 from ray import exceptions as ray_errors
 
-from playground import trainers
-from playground.run import Run
-from playground.store import RunStore, is_valid_run_id
+from playground.runs import trainers
+from playground.runs.run import Run
+from playground.runs.store import RunStore, is_valid_run_id
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +390,7 @@ class RayPool(trainers.TrainerPool):
 
 
 def _default_store_dir() -> str | None:
-    from playground.store import default_data_dir
+    from playground.runs.store import default_data_dir
     try:
         return str(default_data_dir())
     except ValueError:

@@ -1,7 +1,8 @@
 """Sample: let the network write, optionally after a prime of your own, at a chosen temperature."""
 import streamlit as st
 
-from playground import analysis, figures, state, textviews
+from playground.views import analysis, figures, textviews
+from playground.session import state
 from playground.escape import html_text, markdown_text
 from rnn_core.limits import MAX_SAMPLE_LENGTH
 
@@ -11,7 +12,6 @@ MAX_PRIME_CHARS = 2000
 MAX_SAMPLES = 5
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 model, vocab = run.trainer.model, run.vocab
 

@@ -4,12 +4,13 @@ import time
 
 import streamlit as st
 
-from playground import persist, qr, state, uploads, watch
+from playground.runs import persist, watch
+from playground.views import qr
+from playground.session import state, uploads
 from playground.escape import markdown_text
-from playground.textviews import count
+from playground.views.textviews import count
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 
 

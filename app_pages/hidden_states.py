@@ -1,12 +1,13 @@
 """Hidden states: the network reads a text from h = 0; see every unit, one unit at a time, and what it
-predicts (the "visualizing RNNs" view). Numbers come from playground.analysis."""
+predicts (the "visualizing RNNs" view). Numbers come from playground.views.analysis."""
 import math
 import random
 import zlib
 
 import streamlit as st
 
-from playground import analysis, figures, state, textviews
+from playground.views import analysis, figures, textviews
+from playground.session import state
 from playground.escape import markdown_text
 
 MAX_CHARS = 2000          # characters read per text (forward pass + per-character HTML stay quick)
@@ -17,7 +18,6 @@ FINDER_ROWS = 15
 EXCERPT_CHARS = 400
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 model, vocab = run.trainer.model, run.vocab
 H = model.hidden_size

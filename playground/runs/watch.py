@@ -15,9 +15,9 @@ import time
 import uuid
 from typing import Callable
 
-from playground import trainers
-from playground.run import Run
-from playground.store import RunStore, is_valid_run_id
+from playground.runs import trainers
+from playground.runs.run import Run
+from playground.runs.store import RunStore, is_valid_run_id
 
 STORE_CHECK_SECONDS = 2.0   # without a live owner: how often the stored copy is checked for a newer save
 QUERY_KEY = "watch"

@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from playground.run import Run, window_chars
-from playground.textviews import visible_char
+from playground.runs.run import Run, window_chars
+from playground.views.textviews import visible_char
 from rnn_core import PARAM_NAMES, VanillaRNN
 from rnn_core.gradcheck import gradcheck_table
 

@@ -6,7 +6,7 @@ Markdown or Streamlit would interpret (``$ * _ ` [ ] : ~ # | \\``) as numeric en
 containing ``$x$`` or ``:red[hi]`` shows up literally.
 
 No streamlit or plotly import here, so the palette and ``visible_char`` are
-shared with ``playground.figures``.
+shared with ``playground.views.figures``.
 """
 
 from __future__ import annotations

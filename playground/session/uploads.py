@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from playground.run import Run
-from playground.textviews import count
+from playground.runs.run import Run
+from playground.views.textviews import count
 from rnn_core.corpora import corpus_summary, text_from_bytes, train_val_split, validate_corpus
 from rnn_core.trainer import bits_per_char
 
@@ -86,13 +86,6 @@ def accept_file(data: bytes, file_name: str, *, seq_length: int, batch_size: int
     text = text_from_bytes(data)
     return accept_text(text, safe_label(file_name), seq_length=seq_length, batch_size=batch_size,
                        val_fraction=val_fraction)
-
-
-def run_text(run: Run) -> str:
-    """The whole text of a run, training part then validation part (what a reset would re-split)."""
-    tr = run.trainer
-    val = "" if tr.val_ids is None else run.vocab.decode(tr.val_ids)
-    return run.vocab.decode(tr.data) + val
 
 
 def run_corpus_facts(run: Run, preview_chars: int = PREVIEW_CHARS) -> dict:

@@ -7,15 +7,14 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from playground import state, uploads
-from playground.run import builtin_problem
+from playground.session import state, uploads
+from playground.runs.run import builtin_problem
 from playground.escape import markdown_text
-from playground.textviews import count, reveal_invisible, visible_chars
+from playground.views.textviews import count, reveal_invisible, visible_chars
 from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 
 

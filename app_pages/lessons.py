@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from playground import experiment, lessons, persist, state
+from playground.session import experiment, lessons, state
+from playground.runs import persist
 from rnn_core.corpora import load_builtin
 
 ss = st.session_state
-state.page_setup()
 run = state.get_run()
 
 

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from playground.escape import chart_label
-from playground.textviews import DIVERGING_STOPS, SURPRISE_STOPS, visible_char, visible_chars
+from playground.views.textviews import DIVERGING_STOPS, SURPRISE_STOPS, visible_char, visible_chars
 from rnn_core.trainer import bits_per_char
 from rnn_core.trainer import untrained_loss as engine_untrained_loss
 
