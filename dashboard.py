@@ -6,7 +6,7 @@ state, the shared sidebar and the message left by the last action, then the chos
 import streamlit as st
 
 import playground  # noqa: F401  (first: caps BLAS threads before NumPy loads)
-from playground.session import state  # noqa: E402
+from playground.session import app_state, state
 
 PAGES = [
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", default=True),
@@ -26,6 +26,7 @@ with state.run_lock():   # a training tick still running in a fragment's thread 
     # Presenter mode is the projector's one screen, whatever page the URL names: no navigation.
     page = (st.navigation([PRESENTER], position="hidden") if state.presenting()
             else st.navigation(PAGES))
+    app_state.app().page_path = page.url_path
     state.sidebar()
     state.show_flash()
     page.run()

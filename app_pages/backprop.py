@@ -6,7 +6,7 @@ import streamlit as st
 from playground.views import backprop_view as bv
 from playground.views import bptt_player as bp
 from playground.views import figures
-from playground.session import state
+from playground.session import app_state, state
 from playground.escape import markdown_text
 from playground.views.textviews import visible_char, visible_chars
 
@@ -42,7 +42,7 @@ FIXED = st.column_config.NumberColumn(format="%.4f")
 
 def live_interval() -> float | None:
     """Refresh period while training; eigenvalues of a big W_hh cost enough to refresh it less often."""
-    if not ss.running:
+    if not app_state.app().running:
         return None
     return 1.0 if run.trainer.model.hidden_size <= 256 else 3.0
 
@@ -234,7 +234,7 @@ def hold_window(current, window: bv.WindowBackprop) -> dict:
     key = (run_owner(current), window.iteration)
     previous = (held["owner"], held["window"].iteration) if held else None
     playing = bool(held and held["state"].playing)
-    if bp.needs_new_window(previous, key, bool(ss.running), playing):
+    if bp.needs_new_window(previous, key, app_state.app().running, playing):
         T = window.length
         index = min(held["state"].index, bp.frame_count(T) - 1) if held and held["owner"] == key[0] else 0
         held = {"owner": key[0], "window": window,

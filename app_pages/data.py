@@ -3,11 +3,9 @@
 A new text never touches the current run: it becomes the draft corpus, and Reset (or "Train on
 this text now") starts a fresh model on it.
 """
-from dataclasses import asdict
-
 import streamlit as st
 
-from playground.session import state, uploads
+from playground.session import app_state, state, uploads
 from playground.runs.run import builtin_problem
 from playground.escape import markdown_text
 from playground.views.textviews import count, reveal_invisible, visible_chars
@@ -15,6 +13,7 @@ from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, 
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB
 
 ss = st.session_state
+app = app_state.app()
 run = state.get_run()
 
 
@@ -26,7 +25,7 @@ def builtin_summary(key: str) -> dict:
 
 def draft(name: str):
     """A draft setting (cfg_<name>, set on the Train page), or the current run's when absent."""
-    return ss.get(f"cfg_{name}", getattr(state.get_run().config, name))
+    return app_state.draft(name, getattr(state.get_run().config, name))
 
 
 def draft_settings() -> dict:
@@ -35,21 +34,21 @@ def draft_settings() -> dict:
 
 def corpus_name(key: str) -> str:
     """Display name, Markdown-safe (a label may come from a file name or a checkpoint)."""
-    return markdown_text(ss.custom_label or "your text") if key == "custom" else key.capitalize()
+    return markdown_text(app.custom_label or "your text") if key == "custom" else key.capitalize()
 
 
 def custom_summary() -> dict:
     """corpus_summary of the custom text, computed once per text (it counts up to 2M characters)."""
-    key = (len(ss.custom_text), hash(ss.custom_text))
+    key = (len(app.custom_text), hash(app.custom_text))
     cached = ss.get("data_custom_summary")
     if not cached or cached[0] != key:
-        ss.data_custom_summary = cached = (key, corpus_summary(ss.custom_text, preview_chars=uploads.PREVIEW_CHARS))
+        ss.data_custom_summary = cached = (key, corpus_summary(app.custom_text, preview_chars=uploads.PREVIEW_CHARS))
     return cached[1]
 
 
 def take(accepted: uploads.AcceptedText) -> None:
-    ss.custom_text, ss.custom_label = accepted.text, accepted.label
-    ss.cfg_corpus = "custom"
+    app.custom_text, app.custom_label = accepted.text, accepted.label
+    app_state.set_draft("corpus", "custom")
     ss.data_error = None
     # The "ready" notice lasts until this run is replaced.
     ss.data_taken_for = state.get_run().uid
@@ -77,21 +76,18 @@ def on_paste() -> None:
 
 @state.owner_only
 def choose_builtin(key: str) -> None:
-    ss.cfg_corpus = key
+    app_state.set_draft("corpus", key)
     ss.data_error = None
 
 
 @state.owner_only
 def train_now() -> None:
-    before = state.get_run()
     # Drafts the Train page's widgets no longer hold fall back to the current run's settings.
-    for key, value in asdict(before.config).items():
-        if f"cfg_{key}" not in ss:
-            ss[f"cfg_{key}"] = value
-    state.new_run_from_widgets()
-    if state.get_run() is before:    # refused: say why next to the button rather than at the top
-        ss.data_error = ("train", (ss.get("flash") or ("error", "The run was not reset."))[1])
-        ss.flash = None
+    app_state.default_drafts(state.get_run().config)
+    try:
+        state.reset_to_drafts()
+    except ValueError as exc:    # said next to the button rather than at the top
+        ss.data_error = ("train", f"The run was not reset: {markdown_text(exc)}")
 
 
 def show_error(where: str) -> None:
@@ -128,9 +124,9 @@ st.caption("The network reads one text, character by character, and learns to pr
 
 next_corpus = draft("corpus")
 taken_for = ss.get("data_taken_for")
-custom_ready = next_corpus == "custom" and ss.custom_text and taken_for == run.uid
+custom_ready = next_corpus == "custom" and app.custom_text and taken_for == run.uid
 if not state.watching() and (
-        custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or ss.custom_text))):
+        custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or app.custom_text))):
     with st.container(border=True):
         discards = (f" That discards the current run's {count(run.iteration, 'iteration')} (download a checkpoint "
                     "on Save & load first to keep them)." if run.iteration else "")
@@ -191,7 +187,7 @@ with paste_tab:
     st.button("Use this text", key="data_paste_use", on_click=on_paste, icon=":material/check:")
     show_error("paste")
 
-if ss.custom_text:
+if app.custom_text:
     summary = custom_summary()
     with st.container(border=True):
         st.markdown(f"**Your text: {corpus_name('custom')}**")

@@ -4,9 +4,10 @@ import time
 
 import streamlit as st
 
-from playground.runs import persist, watch
+from playground.runs import saver, watch
+from playground.session import persist
 from playground.views import qr
-from playground.session import state, uploads
+from playground.session import app_state, state, uploads
 from playground.escape import markdown_text
 from playground.views.textviews import count
 
@@ -30,7 +31,7 @@ def prepare_downloads() -> None:
 @state.owner_only
 def new_watch_link() -> None:
     persist.new_watch_id()
-    state.flash("success", "The old watch link is closed: whoever had it no longer sees this run. "
+    app_state.flash("success", "The old watch link is closed: whoever had it no longer sees this run. "
                            "Share the new one below.")
 
 
@@ -75,9 +76,9 @@ def private_link_section() -> None:
     st.subheader("Your run's link")
     with st.container(border=True):
         # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
-        persist.wait_for_saves(persist.run_id(), timeout=3.0)
-        link = persist.run_link(st.context.url)    # only once a save under this id has been written
-        store = persist.get_store()
+        saver.wait_for_saves(persist.run_id(), timeout=3.0)
+        link = persist.run_link(state.app_base_url())    # only once a save under this id has been written
+        store = saver.get_store()
         status = persist.status()
         if link:
             st.code(link, language=None)
@@ -87,7 +88,7 @@ def private_link_section() -> None:
                         f"the run, so share it only with people you trust. Runs unused for {days:g} days are deleted.")
         else:
             st.markdown("This run has not been saved yet. It is saved when you pause, step or reset, every "
-                        f"{persist.AUTOSAVE_SECONDS:g} s while training, or now:")
+                        f"{saver.AUTOSAVE_SECONDS:g} s while training, or now:")
             st.button("Save now", key="files_save_now", on_click=state.locked(persist.save_now),
                       icon=":material/save:")
         if status.error:
@@ -106,7 +107,7 @@ def watch_link_section(linked: bool) -> None:
             st.markdown("Once the run is saved, a second link appears here: anyone who opens it sees this run "
                         "train live, on every page, but cannot start, pause, reset or change it.")
             return
-        url = f"{persist.app_base_url(st.context.url)}/?{watch.QUERY_KEY}={watch_id}"
+        url = f"{state.app_base_url()}/?{watch.QUERY_KEY}={watch_id}"
         text, code = st.columns([3, 1], vertical_alignment="center")
         with text:
             st.code(url, language=None)

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from playground.session import experiment, lessons, state
-from playground.runs import persist
+from playground.session import app_state, experiment, lessons, state
 from rnn_core.corpora import load_builtin
 
 ss = st.session_state
@@ -14,9 +13,10 @@ run = state.get_run()
 def set_up(key: str) -> None:
     lesson = lessons.by_key(key)
     if lesson.small_text:
-        ss.custom_text = load_builtin("shakespeare")[: lessons.SMALL_TEXT_CHARS]
-        ss.custom_label = lessons.SMALL_TEXT_LABEL
-    state.load_config_into_widgets(lesson.config)
+        app = app_state.app()
+        app.custom_text = load_builtin("shakespeare")[: lessons.SMALL_TEXT_CHARS]
+        app.custom_label = lessons.SMALL_TEXT_LABEL
+    app_state.load_draft(lesson.config)
     state.new_run_from_widgets()
     ss.lessons_open = key
 
@@ -25,7 +25,7 @@ st.title("Lessons")
 st.caption("Each lesson sets up a fresh run (your current one is replaced: download it on Save & load first to keep "
            "it), tells you what to look for, and once the run has trained says what it shows. Press Start in the "
            "sidebar after setting one up.")
-base = persist.app_base_url(st.context.url).removesuffix("/lessons")
+base = state.app_base_url()
 
 for lesson in lessons.LESSONS:
     with st.container(border=True):

@@ -5,10 +5,11 @@ its shortcuts keep working."""
 import streamlit as st
 
 from playground.views import analysis, figures, textviews
-from playground.session import state
+from playground.session import app_state, state
 from playground.escape import html_text
 
 ss = st.session_state
+app = app_state.app()
 
 PRESENT_TEXT_PX = 24      # the smallest text size readable from the back row of a hall
 
@@ -36,7 +37,7 @@ def controls() -> None:
     if state.watching():
         return
     with st.container(key="present_controls", horizontal=True):
-        if ss.running:
+        if app.running:
             st.button("Pause", key="present_pause", on_click=state.pause, icon=":material/pause:", width="stretch")
         else:
             st.button("Start", key="present_start", on_click=state.start, type="primary",
@@ -52,14 +53,14 @@ def sample_html(text: str) -> str:
     return "<br>".join(html_text(line) for line in text.split("\n"))
 
 
-@st.fragment(run_every=state.TICK_SECONDS if ss.get("running") else None)
+@st.fragment(run_every=state.TICK_SECONDS if app.running else None)
 def numbers() -> None:
     run = state.get_run()
     left, middle, right = st.columns(3)
     left.html(number("iteration", f"{run.iteration:,}"))
     middle.html(number("bits per character", f"{run.bits_per_char:.3f}"))
-    right.html(number("training" if ss.running else "paused", f"{run.iterations_per_second:,.0f} it/s"
-                      if ss.running else "—"))
+    right.html(number("training" if app.running else "paused", f"{run.iterations_per_second:,.0f} it/s"
+                      if app.running else "—"))
 
 
 def unit_coloured_html(run, text: str, unit: int) -> str | None:
@@ -72,7 +73,7 @@ def unit_coloured_html(run, text: str, unit: int) -> str | None:
                                        font_size=f"{PRESENT_TEXT_PX}px")
 
 
-@st.fragment(run_every=state.TICK_SECONDS if ss.get("running") else None)
+@st.fragment(run_every=state.TICK_SECONDS if app.running else None)
 def sample() -> None:
     run = state.get_run()
     H = run.trainer.model.hidden_size
@@ -101,7 +102,7 @@ def chart() -> None:
     tr = run.trainer
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
     val = tr.val_history.as_arrays()
-    smoothing = ss.get("loss_smoothing", figures.CLASSIC_SMOOTHING)
+    smoothing = app_state.smoothing(figures.CLASSIC_SMOOTHING)
     smooth, label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
     fig = figures.loss_figure(hist["iteration"], hist["loss"], smooth, seq_length=tr.seq_length,
                               vocab_size=run.vocab.size, unit="bits", val_iterations=val["iteration"],

@@ -5,12 +5,12 @@ Run from the repository root:
     .venv/bin/python -m bench.memory_per_session [--sessions 1,2,4,8,16] [--iterations 2000]
 
 No browser. A session is made the way the app makes one: a Run.from_builtin(classic) in this process
-(the session's own copy, session_state.run), placed in a TrainerPool (default workers: one per core)
+(the session's own copy, session_state.app.run), placed in a TrainerPool (default workers: one per core)
 through pool.handle(run). Three kinds of idle session, each measured in a fresh process:
   fresh     opened, never trained (the session's run is the handle's latest snapshot);
   trained   then trained to iteration --iterations, where it pauses by itself (stop_at, as "Pause at
             iteration" does): the session keeps the snapshot it then takes (the run it made is
-            dropped, as the app replaces session_state.run), the worker keeps the run, its guard
+            dropped, as the app replaces session_state.app.run), the worker keeps the run, its guard
             copy and its scratch buffers;
   released  trained, paused, then handle.release(), as the app does at once when a run pauses
             (playground.session.state._park): only the session's snapshot is left. This is every
@@ -57,7 +57,7 @@ def total_pss(pool: TrainerPool) -> float:
 def one_kind(kind: str, counts: list[int], iterations: int) -> None:
     """Measure one kind of session in this process; print 'N MB' lines."""
     pool = TrainerPool()
-    sessions = []      # what the app keeps per session: (session_state.run, session_state.trainer)
+    sessions = []      # what the app keeps per session: (session_state.app.run, session_state.app.trainer)
     try:
         for index in range(pool.size):
             pool.client(index).call("ping")

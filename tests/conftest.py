@@ -16,12 +16,12 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_background_sweeper(monkeypatch):
     """App tests' sessions are saved by their own script runs; tests that look at the sweeper call
-    persist.sweep() with their own clock. Sessions of one test are forgotten before the next."""
-    from playground.runs import persist
-    monkeypatch.setattr(persist, "SWEEP_IN_BACKGROUND", False)
+    saver.sweep() with their own clock. Sessions of one test are forgotten before the next."""
+    from playground.runs import saver
+    monkeypatch.setattr(saver, "SWEEP_IN_BACKGROUND", False)
     yield
-    with persist._LIVE_GUARD:
-        persist._LIVE.clear()
+    with saver._LIVE_GUARD:
+        saver._LIVE.clear()
 
 from rnn_core import PARAM_NAMES, Trainer, VanillaRNN, Vocab
 

@@ -53,7 +53,7 @@ def test_renders_at_iteration_zero(app):
     assert chart_spec(app, "Gradient norms")    # empty history: the chart shows a note, not an error
     assert not app.get("latex")
     open_tab(app, "Weights")
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     assert metric(app, "Spectral radius") == f"{run.trainer.model.spectral_radius():.4f}"
 
 
@@ -61,7 +61,7 @@ def test_follows_training_and_shows_the_engines_numbers(app):
     for _ in range(3):
         app.button(key="btn_step").click().run()
     assert not app.exception
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     assert run.iteration == 3
     assert any(m.value.startswith("Iteration **3**") for m in app.markdown)
     window = bv.window_backprop(run)
@@ -78,7 +78,7 @@ def test_follows_training_and_shows_the_engines_numbers(app):
 
 
 def test_time_step_slider_changes_the_step_shown(app):
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     window = bv.window_backprop(run)
     T = window.length
     assert app.select_slider(key="bp_t").value == T // 2
@@ -95,10 +95,10 @@ def test_time_step_slider_changes_the_step_shown(app):
 
 def test_chosen_time_step_survives_the_window_moving(app):
     app.select_slider(key="bp_t").set_value(7).run()
-    before = bv.window_backprop(app.session_state["run"]).chars
+    before = bv.window_backprop(app.session_state.app.run).chars
     app.button(key="btn_step").click().run()
     assert not app.exception
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     assert bv.window_backprop(run).chars != before      # the slider's labels changed...
     assert app.select_slider(key="bp_t").value == 7      # ...and the chosen step stayed
     assert metric(app, "input") == f"'{visible_char(bv.window_backprop(run).chars[7])}'"
@@ -127,7 +127,7 @@ def test_one_step_windows_and_batches_render_in_every_tab(app):
     from playground.runs.run import Run, RunConfig
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=1, batch_size=2), "abcab\n" * 20, "tiny")
     run.step(3)
-    app.session_state["run"] = run
+    app.session_state.app.run = run
     app.run()
     assert not app.exception and not app.select_slider    # one step: nothing to slide over
     assert any("stream 0 alone" in c.value for c in app.caption)
@@ -167,7 +167,7 @@ def held(at):
 
 def test_player_steps_forward_then_backward_with_the_engines_numbers(app):
     open_tab(app, "Animated")
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     window = bv.window_backprop(run)
     T = window.length
     assert player_status(app).startswith(f"**Frame 1 of {2 * T}: forward pass, step t = 0**")
@@ -205,7 +205,7 @@ def test_player_plays_pauses_and_stops_at_the_end(app):
     assert held(app)["state"].index == 1
     app.button(key="bp_pause").click().run()
     assert not held(app)["state"].playing and app.button(key="bp_play")
-    n = 2 * bv.window_backprop(app.session_state["run"]).length
+    n = 2 * bv.window_backprop(app.session_state.app.run).length
     held(app)["state"] = bp.PlayerState(n - 2, True, last_advance=-1e9)
     app.run()
     assert held(app)["state"] == bp.PlayerState(n - 1, False, held(app)["state"].last_advance)
@@ -226,7 +226,7 @@ def test_player_slider_speed_and_gradient_choice(app):
     app.segmented_control(key="bp_anim_grad").set_value("Why").run()
     assert not app.exception
     spec = chart_spec(app, "Weight gradient dWhy")
-    run = app.session_state["run"]
+    run = app.session_state.app.run
     assert heatmap_z(spec).shape == run.trainer.model.params["Why"].shape
 
 
@@ -254,7 +254,7 @@ def test_characters_in_metrics_and_the_players_status_are_escaped(app):
     from playground.escape import markdown_text
     from playground.runs.run import Run, RunConfig
     run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=4), "*$[x](y)_`" * 30, "hostile")
-    app.session_state["run"] = run
+    app.session_state.app.run = run
     app.run()
     assert not app.exception
     window = bv.window_backprop(run)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.runs import persist
+from playground.runs import saver
 from playground.session import uploads
 from playground.runs.run import Run, RunConfig
 from rnn_core import PARAM_NAMES
@@ -153,14 +153,14 @@ def isolated_app(monkeypatch, tmp_path):
     """Runs go to a temporary store, never the user's cache."""
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path / "runs"))
     yield tmp_path / "runs"
-    persist.wait_for_saves()
+    saver.wait_for_saves()
 
 
 def open_page(page, run=None) -> AppTest:
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     if run is not None:
-        at.session_state.run = run
+        at.session_state.app.run = run
     at.switch_page(page).run()
     assert not at.exception
     return at
@@ -172,7 +172,7 @@ def texts(elements) -> list[str]:
 
 def test_data_page_describes_the_current_run_and_the_built_in_texts():
     at = open_page(DATA)
-    run = at.session_state.run
+    run = at.session_state.app.run
     metrics = {m.label: m.value for m in at.metric[:4]}    # the current run's facts come first
     facts = uploads.run_corpus_facts(run)
     assert metrics["Characters"] == f"{facts['train_chars'] + facts['val_chars']:,}"
@@ -188,12 +188,12 @@ def test_data_page_describes_the_current_run_and_the_built_in_texts():
 
 def test_uploading_a_text_selects_it_for_the_next_run_without_touching_the_current_one():
     at = open_page(DATA, run=small_run(iterations=4))
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.file_uploader(key="data_upload").upload("limericks.txt", POEM.encode(), "text/plain").run()
     assert not at.exception and not at.error
-    assert at.session_state.custom_text == POEM and at.session_state.custom_label == "limericks"
+    assert at.session_state.app.custom_text == POEM and at.session_state.app.custom_label == "limericks"
     assert at.session_state.cfg_corpus == "custom"
-    assert at.session_state.run is run and run.iteration == 4
+    assert at.session_state.app.run is run and run.iteration == 4
     notice = " ".join(texts(at.markdown))
     assert "Next run's text: limericks" in notice and "current run's 4 iterations" in notice
 
@@ -201,14 +201,14 @@ def test_uploading_a_text_selects_it_for_the_next_run_without_touching_the_curre
 @pytest.mark.parametrize("name", ["empty", "png", "latin1", "oversized"])
 def test_a_bad_upload_shows_an_error_and_leaves_everything_as_it_was(name):
     at = open_page(DATA, run=small_run(iterations=3))
-    run = at.session_state.run
+    run = at.session_state.app.run
     data, reason = BAD_TEXT_FILES[name]
     at.file_uploader(key="data_upload").upload(f"{name}.txt", data, "text/plain").run()
     assert not at.exception
     errors = texts(at.error)
     assert len(errors) == 1 and reason in errors[0] and f"{name}.txt was not used" in errors[0]
-    assert at.session_state.run is run and run.iteration == 3
-    assert at.session_state.custom_text is None
+    assert at.session_state.app.run is run and run.iteration == 3
+    assert at.session_state.app.custom_text is None
 
 
 def test_the_upload_limit_in_the_help_is_the_one_applied():
@@ -228,33 +228,33 @@ def test_the_upload_limit_in_the_help_is_the_one_applied():
 
 def test_pasted_text_is_accepted_and_train_now_starts_a_run_on_it(isolated_app):
     at = open_page(DATA)
-    old = at.session_state.run
+    old = at.session_state.app.run
     at.text_area(key="data_paste").input(POEM)
     at.button(key="data_paste_use").click().run()
-    assert not at.error and at.session_state.custom_label == uploads.PASTED_LABEL
+    assert not at.error and at.session_state.app.custom_label == uploads.PASTED_LABEL
     at.button(key="data_train_now").click().run()
     assert not at.exception and not at.error
-    new = at.session_state.run
+    new = at.session_state.app.run
     assert new is not old and new.config.corpus == "custom" and new.whole_text() == POEM
     assert new.corpus_label == uploads.PASTED_LABEL and new.iteration == 0
     assert "data_train_now" not in {b.key for b in at.button}     # the notice is gone: the run uses it
-    persist.wait_for_saves()
-    assert [p.name for p in isolated_app.glob("*.npz")] == [f"{at.session_state.persist.run_id}.npz"]
+    saver.wait_for_saves()
+    assert [p.name for p in isolated_app.glob("*.npz")] == [f"{at.session_state.app.persist.run_id}.npz"]
 
 
 def test_too_short_pasted_text_shows_an_error():
     at = open_page(DATA)
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.text_area(key="data_paste").input("far too short")
     at.button(key="data_paste_use").click().run()
     assert not at.exception
     assert "pasted text was not used" in texts(at.error)[0] and "needs at least" in texts(at.error)[0]
-    assert at.session_state.custom_text is None and at.session_state.run is run
+    assert at.session_state.app.custom_text is None and at.session_state.app.run is run
 
 
 def test_a_nan_learning_rate_reaching_a_reset_is_refused_and_the_run_kept():
     at = open_page(DATA)
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.text_area(key="data_paste").input(POEM)
     at.button(key="data_paste_use").click().run()
     at.session_state.cfg_learning_rate = float("nan")
@@ -262,22 +262,22 @@ def test_a_nan_learning_rate_reaching_a_reset_is_refused_and_the_run_kept():
     assert not at.exception
     errors = texts(at.error)
     assert len(errors) == 1 and "not reset" in errors[0] and "learning_rate" in errors[0] and "nan" in errors[0]
-    assert at.session_state.run is run and run.iteration == 0
+    assert at.session_state.app.run is run and run.iteration == 0
 
 
 def test_choosing_a_built_in_text_is_a_draft_until_reset():
     at = open_page(DATA, run=small_run(iterations=2))
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.button(key="data_use_hello").click().run()
-    assert at.session_state.cfg_corpus == "hello" and at.session_state.run is run
+    assert at.session_state.cfg_corpus == "hello" and at.session_state.app.run is run
     assert at.button(key="data_use_hello").disabled
     at.button(key="data_train_now").click().run()
-    assert at.session_state.run is not run and at.session_state.run.config.corpus == "hello"
+    assert at.session_state.app.run is not run and at.session_state.app.run.config.corpus == "hello"
 
 
 def test_save_page_prepares_a_checkpoint_that_resumes_exactly_and_the_csv():
     at = open_page(FILES, run=small_run(iterations=9))
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert all(b.disabled for b in at.get("download_button"))
     at.button(key="files_prepare").click().run()
     assert not at.exception and not any(b.disabled for b in at.get("download_button"))
@@ -295,22 +295,22 @@ def test_loading_a_checkpoint_continues_it_and_takes_its_settings(isolated_app):
     at = open_page(FILES)
     at.file_uploader(key="files_upload").upload("rnn-poems-it6.npz", saved.to_bytes()).run()
     assert not at.exception and not at.error
-    run = at.session_state.run
-    assert run.iteration == 6 and same_weights(run, saved) and not at.session_state.running
+    run = at.session_state.app.run
+    assert run.iteration == 6 and same_weights(run, saved) and not at.session_state.app.running
     assert at.session_state.cfg_hidden_size == 16 and at.session_state.cfg_seq_length == 10
     # Its text is custom: it becomes the custom text, so Reset with unchanged settings works.
-    assert at.session_state.cfg_corpus == "custom" and at.session_state.custom_text == POEM
+    assert at.session_state.cfg_corpus == "custom" and at.session_state.app.custom_text == POEM
     assert "iteration 6" in texts(at.success)[0]
-    persist.wait_for_saves()
-    assert (isolated_app / f"{at.session_state.persist.run_id}.npz").is_file()
+    saver.wait_for_saves()
+    assert (isolated_app / f"{at.session_state.app.persist.run_id}.npz").is_file()
 
 
 @pytest.mark.parametrize("name", BAD_CHECKPOINTS)
 def test_a_bad_checkpoint_shows_an_error_and_keeps_the_run(name):
     at = open_page(FILES, run=small_run(iterations=5))
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.file_uploader(key="files_upload").upload(f"{name}.npz", BAD_CHECKPOINTS[name]()).run()
     assert not at.exception
     errors = texts(at.error)
     assert len(errors) == 1 and "was not loaded" in errors[0] and "Not a valid checkpoint" in errors[0]
-    assert at.session_state.run is run and run.iteration == 5
+    assert at.session_state.app.run is run and run.iteration == 5

@@ -24,7 +24,7 @@ def test_every_metric_has_a_help_tooltip_with_its_formula(open_page, page):
 
 def test_the_train_page_helps_quote_this_runs_sizes_and_untrained_loss(open_page):
     at = open_page("app_pages/train.py")
-    run = at.session_state.run
+    run = at.session_state.app.run
     helps = {m.label: m.proto.help for m in at.metric}
     T, B, V = run.trainer.seq_length, run.trainer.batch_size, run.vocab.size
     assert f"T = {T}" in helps["Iteration"] and f"B = {B}" in helps["Iteration"]

@@ -15,7 +15,7 @@ SAMPLE = "app_pages/sample.py"
 
 
 def _run(at):
-    return at.session_state.run
+    return at.session_state.app.run
 
 
 def _array(value):
@@ -103,7 +103,7 @@ def test_empty_and_one_character_texts_explain_what_is_missing(hidden):
 def test_a_new_run_on_another_corpus_replaces_a_text_it_cannot_read(hidden):
     at = hidden
     # What the sidebar's Reset does with the corpus set to "hello": a new Run in the session.
-    at.session_state["run"] = Run.from_builtin(RunConfig(corpus="hello"))
+    at.session_state.app.run = Run.from_builtin(RunConfig(corpus="hello"))
     at.run()
     assert not at.exception and not at.error
     assert _run(at).vocab.chars == "\nehlo"

@@ -54,7 +54,7 @@ def hostile(open_page):
     """factory(page) -> an AppTest on ``page`` whose run trains on TEXT, labelled LABEL."""
     def open_hostile(page: str):
         at = open_page(page)
-        at.session_state.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), TEXT, LABEL)
+        at.session_state.app.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), TEXT, LABEL)
         at.run()
         assert not at.exception
         return at
@@ -72,7 +72,7 @@ def html_bodies(at) -> list[str]:
 # ---------------------------------------------------------------- Sample
 def test_sample_page_shows_a_hostile_prime_and_the_vocabulary_in_its_error_as_text(hostile):
     at = hostile("app_pages/sample.py")
-    vocab = at.session_state.run.vocab
+    vocab = at.session_state.app.run.vocab
     at.text_area(key="smp_prime").input(LINE[:-1] + " ü").run()         # ü: not in the vocabulary
     (error,) = errors(at)
     assert_inert(error)
@@ -139,7 +139,7 @@ def test_hidden_states_page_shows_a_hostile_text_and_the_vocabulary_in_its_error
 # ---------------------------------------------------------------- Data
 def test_data_page_shows_a_hostile_label_and_vocabulary_as_text(hostile):
     at = hostile("app_pages/data.py")
-    chars = at.session_state.run.vocab.chars
+    chars = at.session_state.app.run.vocab.chars
     (caption,) = [c.value for c in at.caption if "Vocabulary: " in c.value]
     label, strip = caption.split(" · the model trains on the first ")[0], caption.split("Vocabulary: ")[1]
     assert label == f"**{markdown_text(LABEL)}**" and LABEL not in caption

@@ -27,7 +27,7 @@ def app():
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     assert not at.exception
-    at.session_state.run = trained_run()          # the session's run now (its trainer takes it)
+    at.session_state.app.run = trained_run()          # the session's run now (its trainer takes it)
     at.run()
     assert not at.exception
     return at
@@ -71,7 +71,7 @@ def mark(at) -> tuple[list, list]:
 
 
 def test_the_scrubber_shows_each_snapshots_sample_mark_and_hidden_states(app):
-    run = app.session_state.run
+    run = app.session_state.app.run
     slider = app.select_slider(key="timeline_pick")
     assert list(slider.options) == [tv.moment_label(i) for i in (0, 100, 200, 500)]
     assert slider.value == 500                       # the newest at first
@@ -112,7 +112,7 @@ def play(app) -> list[int]:
 def test_play_steps_through_every_snapshot_from_the_first_and_stops_at_the_last(app):
     shown = play(app)                                 # from the newest (the default): from the start
     assert shown == [0, 100, 200, 500]
-    assert timeline_sample(app) == expected(app.session_state.run, app.session_state.run.timeline.snapshots[-1])
+    assert timeline_sample(app) == expected(app.session_state.app.run, app.session_state.app.run.timeline.snapshots[-1])
 
 
 def test_play_from_a_moment_half_way_plays_on_from_there(app):
@@ -131,22 +131,22 @@ def test_pause_stops_the_player_where_it_is(app):
 
 
 def test_continue_from_here_forks_and_keeps_the_current_curve(app):
-    original = app.session_state.run
+    original = app.session_state.app.run
     before = original.trainer.model.flat_params().copy()
     app.select_slider(key="timeline_pick").set_value(100).run()
     app.button(key="timeline_fork").click().run()
     assert not app.exception
-    fork = app.session_state.run
+    fork = app.session_state.app.run
     assert fork.uid != original.uid and fork.iteration == 100
     assert (original.trainer.model.flat_params() == before).all() and original.iteration == 520
     names = [t.get("name", "") for t in loss_chart(app)["data"]]
     assert any("to 520" in n for n in names)          # the original's curve, dashed, as Compare runs keeps it
-    assert len(app.session_state.kept_curves) == 1
+    assert len(app.session_state.app.kept_curves) == 1
     assert any("continues from iteration 100" in s.value for s in app.success)
     assert any("New run from iteration 100" in t.value for t in app.toast)   # beside the timeline too
     assert app.select_slider(key="timeline_pick").options == [tv.moment_label(i) for i in (0, 100)]
     app.button(key="btn_step").click().run()           # the fork trains on from there
-    assert app.session_state.run.iteration == 101
+    assert app.session_state.app.run.iteration == 101
 
 
 def test_a_new_run_shows_its_untrained_snapshot_without_a_scrubber():
@@ -156,24 +156,24 @@ def test_a_new_run_shows_its_untrained_snapshot_without_a_scrubber():
     assert not [s for s in at.select_slider if s.key == "timeline_pick"]
     assert at.button(key="timeline_fork").disabled and at.button(key="timeline_play").disabled
     assert any("train past 100" in c.value for c in at.caption)
-    assert timeline_sample(at) == expected(at.session_state.run, at.session_state.run.timeline.snapshots[0])
+    assert timeline_sample(at) == expected(at.session_state.app.run, at.session_state.app.run.timeline.snapshots[0])
 
 
 def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
-    from playground.runs import persist
+    from playground.runs import saver
 
-    persist.wait_for_saves(timeout=30)
+    saver.wait_for_saves(timeout=30)
     app.run()                                        # the URL names a run once a script run sees it saved
-    old_id = app.session_state.persist.run_id
+    old_id = app.session_state.app.persist.run_id
     assert app.query_params["run"] == old_id         # the trained run was saved when it arrived
     app.select_slider(key="timeline_pick").set_value(200).run()
     app.button(key="timeline_fork").click().run()
     assert any(old_id in s.value for s in app.success)     # the message gives the kept run's link
-    persist.wait_for_saves(timeout=30)
+    saver.wait_for_saves(timeout=30)
     app.run()
-    new_id = app.session_state.persist.run_id
+    new_id = app.session_state.app.persist.run_id
     assert new_id != old_id and app.query_params["run"] == new_id
-    store = persist.get_store()
+    store = saver.get_store()
     kept = Run.from_bytes(store.load(old_id))
     assert kept.iteration == 520 and kept.timeline.iterations == [0, 100, 200, 500]
     fork = Run.from_bytes(store.load(new_id))
@@ -181,10 +181,10 @@ def test_continue_from_here_keeps_the_original_saved_at_its_link(app):
 
 
 def test_a_watcher_scrubs_the_owners_timeline_but_cannot_fork_it(app):
-    from playground.runs import persist, watch
+    from playground.runs import saver, watch
 
-    persist.wait_for_saves(timeout=30)
-    watch_id = persist.get_store().new_watch_link(app.session_state.persist.run_id)
+    saver.wait_for_saves(timeout=30)
+    watch_id = saver.get_store().new_watch_link(app.session_state.app.persist.run_id)
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.query_params[watch.QUERY_KEY] = watch_id
     at.run()
@@ -192,4 +192,4 @@ def test_a_watcher_scrubs_the_owners_timeline_but_cannot_fork_it(app):
     assert at.select_slider(key="timeline_pick").options == [tv.moment_label(i) for i in (0, 100, 200, 500)]
     assert not [b for b in at.button if b.key == "timeline_fork"]
     at.select_slider(key="timeline_pick").set_value(0).run()
-    assert timeline_sample(at) == expected(at.session_state.run, at.session_state.run.timeline.snapshots[0])
+    assert timeline_sample(at) == expected(at.session_state.app.run, at.session_state.app.run.timeline.snapshots[0])

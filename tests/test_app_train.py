@@ -25,7 +25,7 @@ def app():
 
 
 def iteration(at) -> int:
-    return at.session_state.run.iteration
+    return at.session_state.app.run.iteration
 
 
 def rerun_until(at, condition, what: str, timeout: float = 60.0):
@@ -40,7 +40,7 @@ def rerun_until(at, condition, what: str, timeout: float = 60.0):
 
 
 def test_renders_with_the_classic_defaults_and_shared_controls(app):
-    c = app.session_state.run.config
+    c = app.session_state.app.run.config
     assert (c.hidden_size, c.seq_length, c.learning_rate, c.batch_size, c.optimizer, c.clip) == (
         100, 25, 0.1, 1, "adagrad", 5.0)
     assert {"btn_start", "btn_step", "btn_reset"} <= {b.key for b in app.button}
@@ -60,25 +60,25 @@ def test_step_moves_the_iteration_by_exactly_one(app):
 
 def test_start_and_pause_switch_the_running_state(app):
     app.button(key="btn_start").click().run()
-    assert app.session_state.running is True
+    assert app.session_state.app.running is True
     assert "btn_pause" in {b.key for b in app.button}
     app.button(key="btn_pause").click().run()
-    assert app.session_state.running is False
+    assert app.session_state.app.running is False
 
 
 def test_a_paused_run_leaves_its_trainer_process_and_trains_on_from_the_same_state(app):
     """Pause, Step and a stop by itself park the run: the worker drops its copy at once (an idle
     session holds its run, timeline included, once); Start places it again from that copy."""
     from playground.runs import trainers
-    handle = app.session_state.trainer
+    handle = app.session_state.app.trainer
     app.button(key="btn_start").click().run()
     rerun_until(app, lambda at: handle.progress().iteration >= 30, "training to 30")
     assert handle.placed
     app.button(key="btn_pause").click().run()
-    paused = app.session_state.run
+    paused = app.session_state.app.run
     assert not handle.placed and trainers.get_pool().training == 0
     app.button(key="btn_step").click().run()
-    stepped = app.session_state.run
+    stepped = app.session_state.app.run
     assert not handle.placed and stepped.iteration == paused.iteration + 1
     ref = paused.copy()                     # the same state stepped here, in this process
     ref.step(1)
@@ -87,7 +87,7 @@ def test_a_paused_run_leaves_its_trainer_process_and_trains_on_from_the_same_sta
     app.number_input(key="stop_at").set_value(stepped.iteration + 7).run()
     app.button(key="btn_start").click().run()
     assert handle.placed
-    rerun_until(app, lambda at: at.session_state.running is False, "the stop by itself")
+    rerun_until(app, lambda at: at.session_state.app.running is False, "the stop by itself")
     assert iteration(app) == stepped.iteration + 7 and not handle.placed
 
 
@@ -95,15 +95,15 @@ def test_pause_at_iteration_stops_training_exactly_there_and_says_so(app):
     app.number_input(key="stop_at").set_value(5).run()
     app.button(key="btn_start").click().run()
     assert not app.exception
-    rerun_until(app, lambda at: at.session_state.running is False, "the run to pause itself")
+    rerun_until(app, lambda at: at.session_state.app.running is False, "the run to pause itself")
     assert iteration(app) == 5
     assert any("Paused at iteration 5" in s.value for s in app.success)
     assert "btn_start" in {b.key for b in app.button}
     app.button(key="btn_start").click().run()           # past the target: Start trains on
-    assert app.session_state.running is True
-    rerun_until(app, lambda at: at.session_state.trainer.progress().iteration > 5, "training past 5")
+    assert app.session_state.app.running is True
+    rerun_until(app, lambda at: at.session_state.app.trainer.progress().iteration > 5, "training past 5")
     app.button(key="btn_pause").click().run()
-    assert iteration(app) > 5 and app.session_state.running is False
+    assert iteration(app) > 5 and app.session_state.app.running is False
 
 
 def test_reset_reinitialises_with_a_new_hidden_size_and_says_what_is_lost(app):
@@ -111,23 +111,23 @@ def test_reset_reinitialises_with_a_new_hidden_size_and_says_what_is_lost(app):
     app.select_slider(key="cfg_hidden_size").set_value(32).run()
     warning = " ".join(w.value for w in app.warning)
     assert "hidden size 100 → 32" in warning and "the current 1 iteration of training" in warning
-    assert app.session_state.run.trainer.model.hidden_size == 100   # nothing changes before Reset
+    assert app.session_state.app.run.trainer.model.hidden_size == 100   # nothing changes before Reset
     app.button(key="btn_reset").click().run()
     assert not app.exception
-    run = app.session_state.run
+    run = app.session_state.app.run
     assert run.trainer.model.hidden_size == 32 and run.iteration == 0
     assert run.trainer.model.params["Whh"].shape == (32, 32)
 
 
 def test_learning_rate_applies_mid_run_without_a_reset(app):
     app.button(key="btn_step").click().run()
-    before = app.session_state.run
+    before = app.session_state.app.run
     app.select_slider(key="cfg_learning_rate").set_value(0.01).run()
     assert not app.exception
-    after = app.session_state.run                      # the trainer's copy, as it is now
+    after = app.session_state.app.run                      # the trainer's copy, as it is now
     assert after.uid == before.uid and after.iteration == 1 and after.trainer.learning_rate == 0.01
     app.button(key="btn_step").click().run()           # the next step uses it
-    assert app.session_state.run.trainer.history.last()["learning_rate"] == 0.01
+    assert app.session_state.app.run.trainer.history.last()["learning_rate"] == 0.01
 
 
 def test_loss_unit_changes_the_chart_axis(app):
@@ -154,7 +154,7 @@ def test_smoothing_control_chooses_the_bold_line(app):
 
     for _ in range(6):
         app.button(key="btn_step").click().run()
-    hist = app.session_state.run.trainer.history.as_arrays()
+    hist = app.session_state.app.run.trainer.history.as_arrays()
     np.testing.assert_allclose(_loss_chart_line(app, "min-char-rnn"), hist["smooth_loss"])   # the default
     app.select_slider(key="loss_smoothing").set_value(0.9).run()
     line = _loss_chart_line(app, "0.9, debiased")
@@ -168,9 +168,9 @@ def test_smoothing_control_chooses_the_bold_line(app):
 
 
 def test_a_diverging_step_pauses_with_a_message_and_keeps_the_model(app):
-    run = copy.deepcopy(app.session_state.run)
+    run = copy.deepcopy(app.session_state.app.run)
     run.trainer.model.params["by"][0] = np.inf   # every next loss is non-finite
-    app.session_state.run = run                  # the session's run now (its trainer takes it)
+    app.session_state.app.run = run                  # the session's run now (its trainer takes it)
     app.run()
     app.button(key="btn_step").click().run()
     assert not app.exception
@@ -187,7 +187,7 @@ def test_a_diverging_learning_rate_says_so_once(app):
 
     config = RunConfig(corpus="hello", hidden_size=16, seq_length=10, learning_rate=10.0, optimizer="sgd",
                        clip=100.0)
-    app.session_state.run = Run(config, "hello\n" * 500, "hello")     # the loss explodes within a few steps
+    app.session_state.app.run = Run(config, "hello\n" * 500, "hello")     # the loss explodes within a few steps
     app.run()
     said = []
     for steps in range(1, 21):
@@ -197,16 +197,16 @@ def test_a_diverging_learning_rate_says_so_once(app):
         if said:
             break
     assert len(said) == 1 and "Try a lower learning rate than 10" in said[0]
-    assert app.session_state.run.iteration < steps                    # rolled back to the good state
+    assert app.session_state.app.run.iteration < steps                    # rolled back to the good state
     # On the next run of the page the standing notice is still there, once.
     app.run()
     assert len([m for m in _shown(app) if "the loss rose to" in m]) == 1
 
 
 def test_samples_show_invisible_and_reordering_characters_by_name(app):
-    run = copy.deepcopy(app.session_state.run)
+    run = copy.deepcopy(app.session_state.app.run)
     run.samples.append((7, "abc\u202edef\u200bghi"))      # a right-to-left override, a zero-width space
-    app.session_state.run = run
+    app.session_state.app.run = run
     app.run()
     shown = [c.value for c in app.code if "abc" in c.value]
     assert shown and "\u202e" not in shown[0] and "\u200b" not in shown[0]
@@ -216,14 +216,14 @@ def test_samples_show_invisible_and_reordering_characters_by_name(app):
 @pytest.mark.parametrize("control", ["btn_step", "btn_start"])
 def test_a_training_process_that_cannot_be_reached_is_one_sentence_and_the_run_is_kept(app, monkeypatch, control):
     from playground.runs import trainers
-    handle = app.session_state.trainer
+    handle = app.session_state.app.trainer
     app.button(key="btn_step").click().run()
     def unreachable(*args, **kwargs):
         raise trainers.WorkerDied("worker 0 exited")
     monkeypatch.setattr(handle, "step", unreachable)
     monkeypatch.setattr(handle, "start", unreachable)
     app.button(key=control).click().run()
-    assert not app.exception and app.session_state.running is False
+    assert not app.exception and app.session_state.app.running is False
     assert iteration(app) == 1
     (error,) = [e.value for e in app.error]
     assert error.startswith("The training process could not be reached.") and "worker 0" not in error

@@ -66,10 +66,10 @@ def test_train_page_keeps_a_curve_across_a_reset_and_clears_it(open_page):
     for _ in range(3):
         at.button(key="btn_step").click().run()
     at.button(key="keep_curve").click().run()
-    label = at.session_state.kept_curves[0].label
+    label = at.session_state.app.kept_curves[0].label
     at.select_slider(key="cfg_hidden_size").set_value(32).run()
     at.button(key="btn_reset").click().run()
-    assert at.session_state.run.iteration == 0 and not at.exception
+    assert at.session_state.app.run.iteration == 0 and not at.exception
     assert label in _loss_chart_names(at)                                 # still on the new run's chart
     at.button(key="clear_curves").click().run()
-    assert not at.session_state.kept_curves and label not in _loss_chart_names(at)
+    assert not at.session_state.app.kept_curves and label not in _loss_chart_names(at)

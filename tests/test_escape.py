@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground.views import compare, figures
-from playground.runs import persist
+from playground.runs import saver
 from playground.escape import chart_label, html_text, markdown_text
 from playground.runs.run import Run, RunConfig
 from playground.runs.store import RunStore, new_run_id
@@ -125,7 +125,7 @@ def data_dir(monkeypatch, tmp_path):
     directory = tmp_path / "runs"
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
     yield directory
-    persist.wait_for_saves()
+    saver.wait_for_saves()
 
 
 def hostile_run(iterations=0) -> Run:
@@ -150,7 +150,7 @@ def test_welcome_back_message_and_sidebar_show_the_label_escaped(data_dir):
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.query_params["run"] = run_id
     at.run()
-    assert not at.exception and at.session_state.run.corpus_label == HOSTILE
+    assert not at.exception and at.session_state.app.run.corpus_label == HOSTILE
     welcome = [b for b in bodies(at.success) if "Welcome back" in b]
     assert len(welcome) == 1
     assert_escaped(welcome[0])
@@ -163,10 +163,10 @@ def test_new_run_message_shows_the_label_escaped(data_dir):
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     at.switch_page(FILES).run()   # the sidebar's Reset, away from the Train page's corpus selector
-    at.session_state.custom_text, at.session_state.custom_label = POEM, HOSTILE
+    at.session_state.app.custom_text, at.session_state.app.custom_label = POEM, HOSTILE
     at.session_state.cfg_corpus = "custom"
     at.button(key="btn_reset").click().run()
-    assert not at.exception and at.session_state.run.corpus_label == HOSTILE
+    assert not at.exception and at.session_state.app.run.corpus_label == HOSTILE
     new_run = [b for b in bodies(at.success) if b.startswith("New run")]
     assert len(new_run) == 1
     assert_escaped(new_run[0])
@@ -191,8 +191,8 @@ def test_compare_runs_caption_shows_the_kept_label_escaped(data_dir):
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     run = hostile_run(iterations=3)
-    at.session_state.run = run
-    at.session_state.kept_curves = compare.keep([], run)
+    at.session_state.app.run = run
+    at.session_state.app.kept_curves = compare.keep([], run)
     at.switch_page(TRAIN).run()
     assert not at.exception
     kept = [b for b in bodies(at.caption) if b.startswith("- ")]

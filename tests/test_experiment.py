@@ -91,7 +91,7 @@ def test_an_experiment_link_starts_a_fresh_run_with_its_settings():
     at = open_link({"exp": "1", "corpus": "hello", "hidden_size": "32", "seq_length": "10",
                     "learning_rate": "0.05", "optimizer": "rmsprop", "seed": "7", "loss_unit": "bits",
                     "smoothing": "0.9"})
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert (run.config.corpus, run.config.hidden_size, run.config.seq_length, run.config.seed) == ("hello", 32, 10, 7)
     assert (run.trainer.learning_rate, run.trainer.optimizer_name, run.iteration) == (0.05, "rmsprop", 0)
     assert at.session_state.cfg_hidden_size == 32 and at.session_state.cfg_learning_rate == 0.05
@@ -101,7 +101,7 @@ def test_an_experiment_link_starts_a_fresh_run_with_its_settings():
 
 def test_a_bad_value_in_a_link_is_said_once_escaped_and_the_rest_applies():
     at = open_link({"exp": "1", "corpus": "hello", "hidden_size": "[x](javascript:alert(1))", "seq_length": "12"})
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert run.config.hidden_size == RunConfig().hidden_size and run.config.seq_length == 12
     message = " ".join(w.value for w in at.warning)
     assert "hidden size" in message and "not used" in message
@@ -121,7 +121,7 @@ def test_presenter_mode_is_one_screen_with_big_controls_and_no_navigation():
     assert {"present_start", "present_step", "present_reset", "btn_present"} <= keys
     assert "iteration" in " ".join(str(h.proto) for h in at.get("html"))
     at.button(key="present_step").click().run()
-    assert not at.exception and at.session_state.run.iteration == 1
+    assert not at.exception and at.session_state.app.run.iteration == 1
     at.button(key="btn_present").click().run()                 # leave: the pages and their navigation
     assert not at.exception and "present" not in at.query_params
     assert "present_start" not in {b.key for b in at.button if b.key}
@@ -132,7 +132,7 @@ def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_curren
     from playground.views import analysis
     at = open_link({"present": "1"})
     at.button(key="present_step").click().run()
-    run = at.session_state.run
+    run = at.session_state.app.run
     (iteration, text), = run.samples
     assert at.selectbox(key="present_unit").value is None          # off until the presenter picks a unit
     plain = next(str(h.proto.body) for h in at.get("html") if "present-sample" in str(h.proto.body))

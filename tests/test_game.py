@@ -63,7 +63,7 @@ def metric(at, label):
 def test_guessing_scores_against_the_networks_top_choice(guess_page):
     at = guess_page
     g = at.session_state.guess_game
-    run = at.session_state.run
+    run = at.session_state.app.run
     truth, position = g.passage[g.position], g.position
     probs = analysis.next_char_probs(run.trainer.model, run.vocab.encode(g.passage[:position]))
     model_top = run.vocab.chars[int(np.argmax(probs))]

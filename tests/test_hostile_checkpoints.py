@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.runs import persist
+from playground.runs import saver
 from playground.session import uploads
 from playground.runs.run import MAX_SAMPLES_KEPT, Run, RunConfig
 from playground.runs.store import RunStore, new_run_id
@@ -413,7 +413,7 @@ def data_dir(monkeypatch, tmp_path):
     directory = tmp_path / "runs"
     monkeypatch.setenv("RNN_PLAYGROUND_DATA_DIR", str(directory))
     yield directory
-    persist.wait_for_saves()
+    saver.wait_for_saves()
 
 
 def test_a_saved_run_with_an_invalid_label_never_makes_its_link_an_error_page(data_dir, good):
@@ -427,7 +427,7 @@ def test_a_saved_run_with_an_invalid_label_never_makes_its_link_an_error_page(da
     warnings = [w.value for w in at.warning if "could not be read" in w.value]
     assert len(warnings) == 1 and "not valid text" in warnings[0] and "started a new one" in warnings[0]
     warnings[0].encode("utf-8")
-    assert at.session_state.run.iteration == 0 and at.session_state.persist.run_id != run_id
+    assert at.session_state.app.run.iteration == 0 and at.session_state.app.persist.run_id != run_id
     for page in ("app_pages/train.py", "app_pages/data.py", "app_pages/files.py", "app_pages/sample.py"):
         at.switch_page(page).run()
         assert not at.exception, page
@@ -443,13 +443,13 @@ def test_an_uploaded_hostile_checkpoint_is_refused_in_a_plain_sentence_and_the_r
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
     at.switch_page("app_pages/files.py").run()
-    run = at.session_state.run
+    run = at.session_state.app.run
     at.file_uploader(key="files_upload").upload("evil.npz", payload(good)).run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "was not loaded" in errors[0] and "Not a valid checkpoint" in errors[0]
     assert "[x](" not in errors[0] and ":red[" not in errors[0] and "Exceeds" not in errors[0]
     assert len(errors[0]) < 400
-    assert at.session_state.run is run
+    assert at.session_state.app.run is run
     at.switch_page("app_pages/train.py").run()
     assert not at.exception

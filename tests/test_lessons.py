@@ -69,7 +69,7 @@ def test_each_lesson_sets_up_a_fresh_run_with_its_settings(lesson):
     assert not at.exception
     at.button(key=f"lesson_{lesson.key}").click().run()
     assert not at.exception
-    run = at.session_state.run
+    run = at.session_state.app.run
     assert lesson.matches(run) and run.iteration == 0
     assert (run.trainer.learning_rate, run.trainer.optimizer_name, run.trainer.clip) == (
         lesson.config.learning_rate, lesson.config.optimizer, lesson.config.clip)

@@ -174,8 +174,8 @@ def test_without_the_variable_the_app_never_imports_ray():
     env = {k: v for k, v in os.environ.items() if k != trainers.ENV_RAY_ADDRESS}
     code = textwrap.dedent("""
         import sys
-        from playground.runs import trainers, persist, watch, store
-        from playground.session import state
+        from playground.runs import trainers, saver, watch, store
+        from playground.session import persist, state
         pool = trainers.get_pool()
         assert type(pool) is trainers.TrainerPool, type(pool)
         print("ray" in sys.modules)
@@ -229,7 +229,7 @@ def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluste
     """persist.restore_from_url's step on a Ray cluster: a live actor is joined (training on), a
     marker without an actor gives the restarted-worker sentence with the last save's iteration."""
     import streamlit as st
-    from playground.runs import persist
+    from playground.session import persist
     from playground.runs.run import Run
     monkeypatch.setattr(trainers, "get_pool", lambda: pool)
     owner = pool.handle(small_run())
@@ -240,8 +240,8 @@ def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluste
     store.save(live_id, owner.snapshot().to_bytes())
     stored = Run.from_bytes(store.load(live_id))
     run, sentence = persist._live_copy(live_id, store, stored)
-    assert sentence is None and st.session_state.running
-    joined = st.session_state.trainer
+    assert sentence is None and st.session_state.app.running
+    joined = st.session_state.app.trainer
     assert joined.running and run is joined.latest and run.iteration >= stored.iteration
     joined.release()
     owner.release()

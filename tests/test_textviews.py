@@ -107,9 +107,9 @@ def test_the_guess_page_shows_an_override_in_its_passage_by_name(open_page):
 
     text = "To be, or not to be: \u202ethat is the question.\n" * 40
     at = open_page("app_pages/guess.py")
-    at.session_state.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), text, "rlo")
+    at.session_state.app.run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=10), text, "rlo")
     at.session_state.guess_game = game.new_game(text[:200])
-    at.session_state.guess_run = id(at.session_state.run)
+    at.session_state.guess_run = id(at.session_state.app.run)
     at.run()
     assert not at.exception
     (passage,) = [h.proto.body for h in at.get("html") if "?</span>" in h.proto.body]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.runs import persist, watch
+from playground.runs import watch, saver
 from playground.runs.run import RunConfig
 from playground.runs.store import RunStore, new_run_id
 from playground.runs.trainers import TrainerPool
@@ -175,8 +175,8 @@ def owner_app():
     at.button(key="btn_step").click().run()
     at.switch_page("app_pages/files.py").run()
     assert not at.exception
-    run_id = at.session_state.persist.run_id
-    watch_id = persist.get_store().watch_id_of(run_id)
+    run_id = at.session_state.app.persist.run_id
+    watch_id = saver.get_store().watch_id_of(run_id)
     assert watch_id and any(watch_id in c.value for c in at.code)
     return at, run_id, watch_id
 
@@ -198,7 +198,7 @@ def test_every_page_in_watch_mode_shows_the_run_without_controls(owner_app, page
     keys = button_keys(at)
     assert not keys & CONTROLS and "btn_fork" in keys
     assert not [n for n in at.number_input if n.key == "stop_at"]
-    assert at.session_state.run.iteration == 1
+    assert at.session_state.app.run.iteration == 1
     shown = " ".join(c.value for c in at.code)
     assert run_id not in shown                       # never the private link
     assert "Watching a run" in " ".join(m.value for m in at.sidebar.markdown)
@@ -208,13 +208,13 @@ def test_the_watchers_session_holds_a_handle_that_refuses_control(owner_app):
     """What a forged request from a watch session would reach: the session's own handle."""
     owner, run_id, watch_id = owner_app
     at = watcher_app(watch_id)
-    handle = at.session_state.trainer
+    handle = at.session_state.app.trainer
     assert isinstance(handle, watch.WatchHandle)
-    before = owner.session_state.trainer.snapshot().iteration
+    before = owner.session_state.app.trainer.snapshot().iteration
     for action in (handle.start, handle.pause, lambda: handle.step(3), lambda: handle.replace(small_run())):
         with pytest.raises(watch.WatchOnly):
             action()
-    assert owner.session_state.trainer.snapshot().iteration == before
+    assert owner.session_state.app.trainer.snapshot().iteration == before
 
 
 def test_make_my_own_copy_gives_the_watcher_an_independent_run(owner_app):
@@ -223,12 +223,12 @@ def test_make_my_own_copy_gives_the_watcher_an_independent_run(owner_app):
     at.button(key="btn_fork").click().run()
     assert not at.exception
     assert "btn_start" in button_keys(at) and "btn_fork" not in button_keys(at)
-    assert at.session_state.run.iteration == 1
+    assert at.session_state.app.run.iteration == 1
     assert watch.QUERY_KEY not in at.query_params
     assert at.query_params["run"] != run_id              # saved under a link of its own
     at.button(key="btn_step").click().run()
-    assert at.session_state.run.iteration == 2
-    assert owner.session_state.trainer.snapshot().iteration == 1
+    assert at.session_state.app.run.iteration == 2
+    assert owner.session_state.app.trainer.snapshot().iteration == 1
 
 
 def test_revoking_the_watch_link_tells_the_watcher(owner_app):
@@ -236,7 +236,7 @@ def test_revoking_the_watch_link_tells_the_watcher(owner_app):
     at = watcher_app(watch_id)
     owner.button(key="files_new_watch").click().run()
     assert not owner.exception
-    new_id = persist.get_store().watch_id_of(run_id)
+    new_id = saver.get_store().watch_id_of(run_id)
     assert new_id != watch_id
     at.run()                                            # the next look (a tick or a page run)
     assert not at.exception

@@ -45,7 +45,7 @@ NAMESPACE = "rnn-playground"
 ENV_ADDRESS = trainers.ENV_RAY_ADDRESS
 ENV_IDLE_MINUTES = "RNN_PLAYGROUND_RAY_IDLE_MINUTES"
 ENV_CPUS_PER_RUN = "RNN_PLAYGROUND_RAY_CPUS_PER_RUN"
-# Longer than persist.RELEASE_SECONDS: a live replica releases its idle sessions' actors itself;
+# Longer than saver.RELEASE_SECONDS: a live replica releases its idle sessions' actors itself;
 # this only ends actors whose replica went away without doing so.
 DEFAULT_IDLE_SECONDS = 10 * 60.0
 # Ray schedules by declared resources: a run is paused most of the time in a lecture, so it

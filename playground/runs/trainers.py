@@ -579,7 +579,7 @@ class TrainerPool:
 
     def attach(self, run_id: str) -> "TrainerHandle | None":
         """A handle on ``run_id`` held by another UI process (a Ray actor), or None. The local
-        pool's runs belong to sessions of this process, which persist finds itself: always None."""
+        pool's runs belong to sessions of this process, which the saver finds itself: always None."""
         return None
 
     def find(self, run_id: str):
@@ -746,7 +746,7 @@ class TrainerHandle:
 
     def park(self) -> None:
         """The session's run has paused (Pause, Step, a stop by itself, a loaded checkpoint): free the
-        worker's copy at once (the sweeper would after persist.RELEASE_SECONDS), so an idle session
+        worker's copy at once (the sweeper would after saver.RELEASE_SECONDS), so an idle session
         holds its run once, the session's copy with its timeline of snapshots; Start or Step places
         it again from that copy."""
         if not self.running:
@@ -793,7 +793,7 @@ def get_pool() -> TrainerPool:
         return _POOL[0]
 
 
-# Exit hooks that need the trainers to answer (persist saves every live session's run from its
+# Exit hooks that need the trainers to answer (the saver saves every live session's run from its
 # trainer): run once, before the local pool closes its workers, and on Ray before Ray's own exit
 # hook disconnects this process (ray_backend registers that call after joining the cluster).
 _WHILE_TRAINERS_ANSWER: list = []

@@ -1,10 +1,10 @@
 """Session state, set up in one place, and the controls every page shares.
 
 Each browser session's run trains in a worker process of the trainer pool (playground.runs.trainers);
-the session holds its TrainerHandle in ``st.session_state.trainer`` and, in
-``st.session_state.run``, the newest snapshot of the run: a consistent copy the pages read and
+the session's AppState (playground.session.app_state) holds its TrainerHandle in ``trainer`` and,
+in ``run``, the newest snapshot of the run: a consistent copy the pages read and
 compute on (at most VIEW_SECONDS old while training, exact while paused), never trained here.
-Draft settings live in widget keys ``cfg_<field>``; ``config_from_widgets`` turns them into a
+Draft settings live in the Train page's widgets; ``app_state.draft_config`` turns them into a
 RunConfig. The sidebar's ``training_status`` fragment asks the worker for progress every
 TICK_SECONDS while running; the buttons' callbacks send Start / Pause / Step / Reset at once.
 """
@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import streamlit as st
 
 from playground.views import compare, figures
 from playground.session import experiment
-from playground.runs import persist, trainers, watch
+from playground.runs import saver, trainers, watch
+from playground.session import persist
+from playground.session.app_state import (DEFAULT_LOSS_UNIT, STOP_AT_KEY, adopt_text, app, default_chart_view,
+                                          default_drafts, draft_config, flash, load_draft, set_chart_view, set_draft,
+                                          stop_at)
 from playground.escape import markdown_text
 from playground.runs.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
 
@@ -49,19 +53,10 @@ WATCH_REFRESH_SECONDS = 6.0  # a watcher's charts
 
 def live_interval() -> float | None:
     """run_every for a page's live views: refresh while training, stay still while paused."""
-    if not st.session_state.get("running"):
+    if not app().running:
         return None
     return WATCH_REFRESH_SECONDS if watching() else LIVE_REFRESH_SECONDS
 
-UI_DEFAULTS = {
-    "running": False,
-    "custom_text": None,       # uploaded or pasted corpus (str), once accepted
-    "custom_label": None,
-    "loss_unit": "window",
-    "loss_smoothing": figures.CLASSIC_SMOOTHING,
-    "kept_curves": (),         # compare.KeptCurve sequence: other runs' loss curves on the Train chart
-    "flash": None,             # (kind, message) shown once at the top of the next page run
-}
 
 
 def run_lock() -> threading.RLock:
@@ -71,14 +66,11 @@ def run_lock() -> threading.RLock:
     The rule — what runs under it: every callback that changes the run or its handle (``owner_only``
     wraps ``locked``; pages wrap theirs in ``locked``); the sidebar's tick (``_tick``, ``_watch_tick``)
     and what it does about a stop, a restart or an autosave; making one's own copy of a watched run;
-    and the saver's sweeper, which takes it (``persist._acquire``, with a timeout, never blocking a
+    and the saver's sweeper, which takes it (``saver._acquire``, with a timeout, never blocking a
     page) before it snapshots, saves or releases a session's run. Page bodies that only read
     ``get_run()`` do not take it: they read a snapshot that nothing changes in place. Never wait for
     another session's lock while holding this one (the sweeper takes one session's at a time)."""
-    ss = st.session_state
-    if "run_lock" not in ss:
-        ss.run_lock = threading.RLock()
-    return ss.run_lock
+    return app().lock
 
 
 def locked(func):
@@ -91,7 +83,7 @@ def locked(func):
 
 def watching() -> bool:
     """True in a watch session: someone else's run, shown live, with no controls."""
-    return isinstance(st.session_state.get("trainer"), watch.WatchHandle)
+    return isinstance(app().trainer, watch.WatchHandle)
 
 
 def owner_only(func):
@@ -112,38 +104,36 @@ def owner_only(func):
 def _open_watch_link() -> bool:
     """At session start, for a ``?watch=<id>`` link: become a watch session. False (with a sentence)
     when the link does not open a run; the session then starts a run of its own."""
-    ss = st.session_state
+    session = app()
     requested = st.query_params.get(watch.QUERY_KEY)
     if not requested:
         return False
-    store = persist.get_store()
+    store = saver.get_store()
     try:
         if store is None:
             raise watch.WatchClosed("saved runs are not available on this server")
-        handle = watch.WatchHandle(store, requested, persist.owner_handle)
+        handle = watch.WatchHandle(store, requested, saver.owner_handle)
     except (watch.WatchClosed, ValueError, OSError) as exc:
         reason = str(exc) if isinstance(exc, watch.WatchClosed) else "the run behind it could not be read"
         flash("warning", f"That watch link does not open a run ({markdown_text(reason)}); this is a new run "
                          "of your own.")
         st.query_params.pop(watch.QUERY_KEY, None)
         return False
-    ss.trainer = handle
-    ss.run = ss.trainer_view = handle.latest
-    ss.running = handle.running
+    session.trainer = handle
+    session.run = session.trainer_view = handle.latest
+    session.running = handle.running
     return True
 
 
 def init_session() -> None:
     """Create the session's defaults and its run (the classic setting on Shakespeare), or, for a
     watch link, the run it shows."""
-    ss = st.session_state
-    for key, value in UI_DEFAULTS.items():
-        ss.setdefault(key, value)
-    if ("run" not in ss and _open_watch_link()) or watching():
-        for f in fields(RunConfig):
-            ss.setdefault(f"cfg_{f.name}", getattr(ss.run.config, f.name))
+    session = app()
+    default_chart_view(DEFAULT_LOSS_UNIT, figures.CLASSIC_SMOOTHING)
+    if (session.run is None and _open_watch_link()) or watching():
+        default_drafts(session.run.config)
         return
-    if "run" not in ss:
+    if session.run is None:
         # A ?run=<id> link continues that saved run; otherwise a fresh one, on another built-in
         # text (with a sentence saying so) if the classic one cannot be read.
         run = persist.restore_from_url()
@@ -152,61 +142,68 @@ def init_session() -> None:
             if experiment.is_experiment_link(st.query_params):   # a fresh run with the link's settings
                 config, view, problems = experiment.parse(st.query_params.to_dict())
             run, problem = builtin_run_or_fallback(config)
-            said = [ss.get("flash")[1]] if ss.get("flash") else []   # e.g. why the run in the link could not be opened
+            said = [session.flash[1]] if session.flash else []   # e.g. why the run in the link could not be opened
             if problems:   # the link's values are the sender's text: shown escaped
                 said.append(markdown_text(experiment.sentence(problems)))
             if problem:
                 said.append(problem)
             if said:
                 flash("warning", " ".join(said))
-            load_config_into_widgets(run.config)
-            ss.update(view)
-        ss.run = run
+            load_draft(run.config)
+            set_chart_view(view)
+        session.run = run
     handle = trainer()
-    if ss.running and not handle.running:
+    if session.running and not handle.running:
         # Stopped outside this session's script runs: released while the tab was away, or its
-        # worker restarted. The run as it stopped is already in session_state.run (trainer()).
-        ss.running = False
-    for f in fields(RunConfig):
-        # The Train page's widgets keep these with persist_state="session", so a value survives
-        # while that page is not shown; a key is only missing in a brand-new session.
-        ss.setdefault(f"cfg_{f.name}", getattr(ss.run.config, f.name))
+        # worker restarted. The run as it stopped is already in app().run (trainer()).
+        session.running = False
+    default_drafts(session.run.config)
     persist.after_init()   # saves a paused run that changed, keeps ?run= in the URL
+
+
+def app_base_url() -> str:
+    """The app's address, from this script run's URL: the start page's, with no query and no page
+    name (the entry file records which page this run shows)."""
+    base = (st.context.url or "").split("?")[0].rstrip("/")
+    page = app().page_path
+    if page and base.endswith("/" + page):
+        base = base[: -len(page) - 1]
+    return base
 
 
 def trainer() -> trainers.TrainerHandle:
     """The session's handle in the trainer pool, made on first use. A Run put into
-    ``session_state.run`` by other code (a test, say) becomes the session's run, paused; a
+    ``app().run`` by other code (a test, say) becomes the session's run, paused; a
     snapshot the handle took outside a script run (the saver's sweeper) becomes the session's view."""
-    ss = st.session_state
-    handle = ss.get("trainer")
+    session = app()
+    handle = session.trainer
     if isinstance(handle, watch.WatchHandle):    # someone else's run: never replaced from here
         return handle
     if handle is None:
-        handle = ss.trainer = trainers.get_pool().handle(ss.run)
-    elif ss.run is not ss.get("trainer_view"):
-        if ss.run is not handle.latest:
-            handle.replace(ss.run)
-    elif handle.latest is not ss.run:
-        ss.run = handle.latest
-    ss.trainer_view = ss.run
+        handle = session.trainer = trainers.get_pool().handle(session.run)
+    elif session.run is not session.trainer_view:
+        if session.run is not handle.latest:
+            handle.replace(session.run)
+    elif handle.latest is not session.run:
+        session.run = handle.latest
+    session.trainer_view = session.run
     return handle
 
 
 def _show(run: Run) -> Run:
     """Make ``run`` (a snapshot from the handle) what the pages read."""
-    ss = st.session_state
-    ss.run = ss.trainer_view = run
+    session = app()
+    session.run = session.trainer_view = run
     return run
 
 
 def get_run() -> Run:
     """The run the pages read: while training, a snapshot at most VIEW_SECONDS old."""
-    ss = st.session_state
+    session = app()
     handle = trainer()
-    if watching() or ss.get("running") and handle.running:   # a watcher's owner may also Step or Reset
-        return _show(_survive(lambda: handle.snapshot(max_age=VIEW_SECONDS), ss.run))
-    return ss.run
+    if watching() or session.running and handle.running:   # a watcher's owner may also Step or Reset
+        return _show(_survive(lambda: handle.snapshot(max_age=VIEW_SECONDS), session.run))
+    return session.run
 
 
 def _survive(call, fallback):
@@ -218,56 +215,42 @@ def _survive(call, fallback):
         return fallback
 
 
-def config_from_widgets() -> RunConfig:
-    ss = st.session_state
-    return RunConfig(**{f.name: ss[f"cfg_{f.name}"] for f in fields(RunConfig)})
-
-
-def load_config_into_widgets(config: RunConfig) -> None:
-    for name, value in asdict(config).items():
-        st.session_state[f"cfg_{name}"] = value
-
-
 def adopt_run(run: Run) -> None:
     """Make ``run`` the session's run (a loaded checkpoint): paused, its settings in the widgets,
     its text as the custom text when it is not a built-in corpus, and saved. Session logic, so here
     and not in persist (which knows bytes, ids and the store, and never imports this module)."""
-    st.session_state.running = False
+    app().running = False
     trainer().replace(run)
     _show(run)
-    load_config_into_widgets(run.config)
-    persist.adopt_text(run)
+    load_draft(run.config)
+    adopt_text(run)
     persist.save_now()
     _park(trainer())
 
 
-def flash(kind: str, message: str) -> None:
-    st.session_state.flash = (kind, message)
-
-
 def show_flash() -> None:
     """Show the message the last action left, once, at the top of this script run."""
-    item = st.session_state.get("flash")
-    st.session_state.flash_shown = item[1] if item else None
+    session = app()
+    item, session.flash = session.flash, None
+    session.flash_shown = item[1] if item else None
     if item:
         kind, message = item
         {"error": st.error, "warning": st.warning, "success": st.success}.get(kind, st.info)(message)
-        st.session_state.flash = None
 
 
 def shown_flash() -> str | None:
     """The message show_flash put at the top of this script run, if any."""
-    return st.session_state.get("flash_shown")
+    return app().flash_shown
 
 
 # ---------------------------------------------------------------- callbacks (run before the rerun)
 @owner_only
 def start() -> None:
-    ss = st.session_state
+    session = app()
     handle = trainer()
-    ss.run.alert = None
+    session.run.alert = None
     try:
-        handle.start(stop_at=ss.get("stop_at") or None)
+        handle.start(stop_at=stop_at())
     except trainers.ServerFull as exc:
         flash("warning", f"Training did not start: {exc}. Your run stays paused and intact; press Start "
                          "again in a minute.")
@@ -275,8 +258,8 @@ def start() -> None:
     except trainers.WorkerDied as exc:
         flash("error", _no_trainer(exc))
         return
-    ss.running = True
-    ss.sent_stop_at = ss.get("stop_at") or None
+    session.running = True
+    session.sent_stop_at = stop_at()
 
 
 def _no_trainer(exc: Exception) -> str:
@@ -294,8 +277,8 @@ def _park(handle: trainers.TrainerHandle) -> None:
 
 @owner_only
 def pause() -> None:
-    ss = st.session_state
-    ss.running = False
+    session = app()
+    session.running = False
     handle = trainer()
     _show(_survive(handle.pause, handle.latest))
     # Wait for the write (briefly), so the rerun that follows shows in the sidebar if it failed.
@@ -305,7 +288,7 @@ def pause() -> None:
 
 @owner_only
 def step_once() -> None:
-    st.session_state.running = False
+    app().running = False
     handle = trainer()
     try:
         run, alert = handle.step(1)
@@ -322,7 +305,7 @@ def step_once() -> None:
 def apply_live_settings() -> None:
     """on_change of learning rate, optimizer, clip, sample interval: applied to the running model."""
     try:
-        draft = config_from_widgets()
+        draft = draft_config()
         draft.validate()
         _show(trainer().apply_live(draft))
     except ValueError as exc:
@@ -331,27 +314,23 @@ def apply_live_settings() -> None:
         flash("error", f"That setting was not applied. {_no_trainer(exc)}")
 
 
-@owner_only
-def new_run_from_widgets() -> None:
-    """Reset: a fresh model from the draft settings and corpus. A bad setting keeps the old run."""
-    ss = st.session_state
-    try:
-        config = config_from_widgets().validate()
-        if config.corpus == "custom":
-            if not ss.custom_text:
-                raise ValueError("no uploaded or pasted text yet: add one on the Data page first")
-            run = Run(config, ss.custom_text, ss.custom_label or "your text")
-            problem = None
-        else:
-            run, problem = builtin_run_or_fallback(config)
-    except ValueError as exc:
-        flash("error", f"The run was not reset: {markdown_text(exc)}")
-        return
+def reset_to_drafts() -> Run:
+    """A fresh model from the draft settings and corpus becomes the session's run (paused, saved),
+    with a message saying so for the top of the page. Raises ValueError (a sentence naming the
+    setting) when the drafts cannot make a run: the old run stays as it is. Caller holds the lock."""
+    session = app()
+    config = draft_config().validate()
+    if config.corpus == "custom":
+        if not session.custom_text:
+            raise ValueError("no uploaded or pasted text yet: add one on the Data page first")
+        run, problem = Run(config, session.custom_text, session.custom_label or "your text"), None
+    else:
+        run, problem = builtin_run_or_fallback(config)
     trainer().replace(run)
     _show(run)
-    ss.running = False
+    session.running = False
     if problem:   # the chosen built-in text cannot be read: the run is on another one
-        ss.cfg_corpus = run.config.corpus
+        set_draft("corpus", run.config.corpus)
     persist.save_now()
     done = (f"New run: {markdown_text(run.corpus_label)}, hidden size {config.hidden_size}, "
             f"sequence length {config.seq_length}, batch size {config.batch_size}.")
@@ -359,27 +338,37 @@ def new_run_from_widgets() -> None:
         flash("warning", f"{problem} {done}")
     else:
         flash("success", done)
+    return run
+
+
+@owner_only
+def new_run_from_widgets() -> None:
+    """Reset (the sidebar's button): reset_to_drafts, or a sentence at the top saying why not."""
+    try:
+        reset_to_drafts()
+    except ValueError as exc:
+        flash("error", f"The run was not reset: {markdown_text(exc)}")
 
 
 @owner_only
 def apply_preset(name: str) -> None:
-    current = config_from_widgets()
+    current = draft_config()
     preset = PRESETS[name]
-    load_config_into_widgets(RunConfig(**{**asdict(preset), "corpus": current.corpus, "seed": current.seed}))
+    load_draft(RunConfig(**{**asdict(preset), "corpus": current.corpus, "seed": current.seed}))
 
 
 def presenting() -> bool:
     """Presenter mode: one screen for a projector (``?present=1``, or the sidebar's toggle)."""
-    ss = st.session_state
-    if "presenting" not in ss:
-        ss.presenting = st.query_params.get(PRESENT_KEY) == "1"
-    return ss.presenting
+    session = app()
+    if session.presenting is None:
+        session.presenting = st.query_params.get(PRESENT_KEY) == "1"
+    return session.presenting
 
 
 def toggle_presenter() -> None:
-    ss = st.session_state
-    ss.presenting = not presenting()
-    if ss.presenting:
+    session = app()
+    session.presenting = not presenting()
+    if session.presenting:
         st.query_params[PRESENT_KEY] = "1"
     else:
         st.query_params.pop(PRESENT_KEY, None)
@@ -395,18 +384,18 @@ def presenter_button(**kwargs) -> None:
 def make_own_copy() -> None:
     """A watcher's "Make my own copy": a private run continuing from the weights and optimizer state
     on screen, trained in this session from now on; the owner's run is untouched."""
-    ss = st.session_state
-    handle = ss.get("trainer")
+    session = app()
+    handle = session.trainer
     if not isinstance(handle, watch.WatchHandle):
         return
     with run_lock():
-        run = watch.fork(_survive(lambda: handle.snapshot(), ss.run))
-        ss.trainer = trainers.get_pool().handle(run)
-        ss.run = ss.trainer_view = run
-        ss.running = False
-        load_config_into_widgets(run.config)
+        run = watch.fork(_survive(lambda: handle.snapshot(), session.run))
+        session.trainer = trainers.get_pool().handle(run)
+        session.run = session.trainer_view = run
+        session.running = False
+        load_draft(run.config)
         persist.begin_own_run()
-        persist.adopt_text(run)
+        adopt_text(run)
         persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)   # so this rerun already shows its link
     st.query_params.pop(watch.QUERY_KEY, None)
     flash("success", f"This is your own copy, at iteration {run.iteration:,}: press Start to train it. "
@@ -418,24 +407,24 @@ def continue_from_snapshot(index: int) -> None:
     """The timeline's "Continue from here": a new run from timeline snapshot ``index`` of the run on
     screen, trained in this session from now on. The run it came from is kept: paused, saved under
     its own link, and its loss curve kept on the chart (as Compare runs keeps one)."""
-    ss = st.session_state
+    session = app()
     handle = trainer()
-    current = _show(_survive(handle.pause, ss.run))
-    ss.running = False
+    current = _show(_survive(handle.pause, session.run))
+    session.running = False
     if not 0 <= index < len(current.timeline):
         flash("error", "That snapshot is no longer kept (the timeline was thinned); pick another one.")
         return
     persist.save_now(wait=persist.PAUSE_SAVE_WAIT_SECONDS)
-    link = persist.run_link(st.context.url)
+    link = persist.run_link(app_base_url())
     fork = current.continue_from(index)
-    ss.kept_curves = compare.keep(ss.kept_curves, current)
+    session.kept_curves = compare.keep(session.kept_curves, current)
     _survive(handle.release, None)        # its worker's copy: the run itself is in session state and saved
-    ss.trainer = trainers.get_pool().handle(fork)
+    session.trainer = trainers.get_pool().handle(fork)
     _show(fork)
-    load_config_into_widgets(fork.config)
+    load_draft(fork.config)
     persist.begin_own_run()               # a new run id: saves of the fork never overwrite the original
     persist.save_now()
-    _park(ss.trainer)                     # paused, as every run that is not training
+    _park(session.trainer)                     # paused, as every run that is not training
     kept = f" (its link: {markdown_text(link)})" if link else ""
     flash("success", f"A new run continues from iteration {fork.iteration:,}: press Start to train it. The run "
                      f"you had, at iteration {current.iteration:,}, is kept{kept}; its curve is dashed on the chart.")
@@ -464,7 +453,7 @@ def _watch_sidebar() -> None:
 def sidebar() -> None:
     """Run summary and Start / Pause / Step / Reset, on every page (for a watcher: the summary,
     the live count and Make my own copy)."""
-    ss = st.session_state
+    session = app()
     run = get_run()
     with st.sidebar:
         _run_summary(run)
@@ -473,7 +462,7 @@ def sidebar() -> None:
             return
         # Start / Pause on a row of its own: the buttons show their keyboard shortcut, which a half-width
         # button in the sidebar cuts off.
-        if ss.running:
+        if session.running:
             st.button("Pause", key="btn_pause", on_click=pause, icon=":material/pause:",
                       width="stretch", shortcut=SHORTCUTS["start"])
         else:
@@ -484,12 +473,12 @@ def sidebar() -> None:
                     width="stretch", help="Train exactly one iteration", shortcut=SHORTCUTS["step"])
         with right.popover("Keys", icon=":material/keyboard:", width="stretch", help="Keyboard shortcuts"):
             st.markdown(SHORTCUT_HELP)
-        pending = config_from_widgets().reset_changes(run.config)
+        pending = draft_config().reset_changes(run.config)
         st.button("Reset", key="btn_reset", on_click=new_run_from_widgets, icon=":material/restart_alt:",
                   width="stretch", type="primary" if pending else "secondary", shortcut=SHORTCUTS["reset"],
                   help="Start a fresh model from the settings on the Train page. "
                        f"The current {run.iteration:,} iterations of training are discarded.")
-        st.number_input("Pause at iteration", min_value=0, max_value=MAX_STOP_AT, step=1000, key="stop_at",
+        st.number_input("Pause at iteration", min_value=0, max_value=MAX_STOP_AT, step=1000, key=STOP_AT_KEY,
                         persist_state="session",
                         help="Training pauses by itself when the run reaches this iteration, e.g. to look at "
                              "the model at a planned moment in a lecture. 0: never. A number the run has "
@@ -502,26 +491,25 @@ def sidebar() -> None:
 def _watch_tick() -> trainers.Progress | None:
     """A watcher's tick: the owner's progress; a rerun when the run started, stopped or changed, so
     the pages follow; a sentence when the owner closed the link."""
-    ss = st.session_state
-    handle = ss.trainer
+    session = app()
+    handle = session.trainer
     with run_lock():
         try:
             if handle.closed:
                 flash("warning", "The owner closed this watch link, so the run is no longer shown here. "
                                  "Ask for the new link, or train a run of your own.")
-                ss.trainer = None
-                for key in ("run", "trainer_view"):
-                    ss.pop(key, None)
-                ss.running = False
+                session.trainer = None
+                session.run = session.trainer_view = None
+                session.running = False
                 st.query_params.pop(watch.QUERY_KEY, None)
                 st.rerun()
             progress = handle.progress()
         except trainers.WorkerDied:
             return None
-        before = ss.run
-        if progress.running != ss.running or progress.iteration < before.iteration or (
+        before = session.run
+        if progress.running != session.running or progress.iteration < before.iteration or (
                 not progress.running and progress.iteration != before.iteration):
-            ss.running = progress.running
+            session.running = progress.running
             _show(_survive(lambda: handle.snapshot(), before))
             st.rerun()
     return progress
@@ -529,30 +517,30 @@ def _watch_tick() -> trainers.Progress | None:
 
 def _tick() -> trainers.Progress | None:
     """Ask the worker how the run is doing; act on what it says (a stop by itself, a restart)."""
-    ss = st.session_state
+    session = app()
     if watching():
         return _watch_tick()
     with run_lock():
-        if not ss.running:
+        if not session.running:
             return None
         handle = trainer()
-        stop_at = ss.get("stop_at") or None
-        if stop_at != ss.get("sent_stop_at"):      # "Pause at iteration" changed while training
-            handle.set_stop_at(stop_at)
-            ss.sent_stop_at = stop_at
+        pause_at = stop_at()
+        if pause_at != session.sent_stop_at:            # "Pause at iteration" changed while training
+            handle.set_stop_at(pause_at)
+            session.sent_stop_at = pause_at
         try:
             progress = handle.progress()
         except trainers.WorkerDied:                # the replacement died too: say so, stay paused
-            ss.running = False
+            session.running = False
             flash("error", "The training process stopped and could not be restarted; your run is paused "
-                           f"at iteration {ss.run.iteration:,}.")
+                           f"at iteration {session.run.iteration:,}.")
             st.rerun()
         if progress.restarted is not None:
-            ss.running = False
+            session.running = False
             _show(handle.latest)
             flash("warning", trainers.restarted_sentence(progress.restarted))
         elif not progress.running:                 # the guard or stop_at paused it
-            ss.running = False
+            session.running = False
             _show(handle.snapshot())
             persist.save_now()
             _park(handle)
@@ -565,14 +553,14 @@ def _tick() -> trainers.Progress | None:
             persist.autosave_if_due()
         else:
             persist.touch()
-    if not ss.running:
+    if not session.running:
         st.rerun()   # a full rerun turns the fragment's timer off
     return progress
 
 
 def _status_body(progress: trainers.Progress | None) -> None:
-    run = st.session_state.run
-    state = "training" if st.session_state.running else "paused"
+    run = app().run
+    state = "training" if app().running else "paused"
     iteration, smooth, bits = ((progress.iteration, progress.smooth_loss, progress.bits_per_char) if progress
                                else (run.iteration, run.trainer.smooth_loss, run.bits_per_char))
     st.markdown(f"**Iteration {iteration:,}** · {state}")
@@ -585,7 +573,7 @@ def _status_body(progress: trainers.Progress | None) -> None:
 def training_status() -> None:
     """The one place training advances: a sidebar fragment that ticks while running (and, for a
     watcher, slowly while the owner has paused, to notice the next Start)."""
-    interval = TICK_SECONDS if st.session_state.running else None
+    interval = TICK_SECONDS if app().running else None
     if watching():
         interval = WATCH_TICK_SECONDS
 

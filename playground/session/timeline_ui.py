@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from playground.session import state
+from playground.session import app_state, state
 from playground.views import timeline_view as tv
 from playground.runs.run import Run
 from playground.views.textviews import reveal_invisible
@@ -55,11 +55,10 @@ def marked(fig, run: Run):
     """The loss chart ``fig`` with the chosen snapshot marked on it (returns ``fig``)."""
     if not len(run.timeline):
         return fig
-    ss = st.session_state
     _take_queued(run.timeline.iterations)
     snap = run.timeline.snapshots[chosen(run)]
-    unit = ss.get("loss_unit") or "window"
-    return tv.mark_snapshot(fig, snap.iteration, tv.chart_value(run, snap, unit, ss.get("loss_smoothing")), unit)
+    unit = app_state.loss_unit()
+    return tv.mark_snapshot(fig, snap.iteration, tv.chart_value(run, snap, unit, app_state.smoothing()), unit)
 
 
 def _play(last: int) -> None:
@@ -79,11 +78,12 @@ def _fork(index: int) -> None:
     """Continue from here. A button in a fragment reruns only the fragment: the section then asks for
     a full rerun, so that the sidebar and the message show the new run."""
     ss = st.session_state
-    before = ss.run.uid
+    before = app_state.app().run.uid
     state.continue_from_snapshot(index)
     ss[FORKED_KEY] = True
-    if ss.run.uid != before:   # also beside the timeline, where the user is (the message is at the top)
-        ss[TOAST_KEY] = f"New run from iteration {ss.run.iteration:,}: press Start to train it."
+    run = app_state.app().run
+    if run.uid != before:   # also beside the timeline, where the user is (the message is at the top)
+        ss[TOAST_KEY] = f"New run from iteration {run.iteration:,}: press Start to train it."
 
 
 def _stop() -> None:
@@ -99,7 +99,7 @@ def section(run: Run) -> None:
         return
     # The fragment's timer changes only with a full rerun; after a fork, so do the sidebar and the
     # message (still pending when this is a fragment run: a full run shows it before getting here).
-    forked = ss.pop(FORKED_KEY, False) and ss.get("flash")
+    forked = ss.pop(FORKED_KEY, False) and app_state.app().flash
     if bool(ss.get(PLAYING_KEY)) != bool(ss.get(TIMER_KEY)) or forked:
         st.rerun()
     if TOAST_KEY in ss:

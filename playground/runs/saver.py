@@ -1,35 +1,18 @@
-"""Nothing lost: the session's run survives a reload and a server restart.
+"""Saving runs to the run store, for every session of this process: the save thread, the live
+sessions' records, the sweeper, the exit hook.
 
-The URL carries the session's unguessable run id (``?run=<id>``); the run is stored as checkpoint
-bytes in a RunStore under that id. A new session whose URL names a stored run continues it.
-
-When runs are saved:
-* ``save_now`` — on pause, on reset and when a checkpoint is loaded (called by state.py's callbacks);
-* ``autosave_if_due`` — from the training tick, at least every AUTOSAVE_SECONDS while training;
-* ``after_init`` — on every script run, if the paused run changed since its last save (Step,
-  a divergence stop, a live setting), so no path that changes a run needs its own hook;
-* by the sweeper thread, when a session whose run changed has run no script for IDLE_SECONDS:
-  its tab was closed or reloaded mid-training (training stops with the tab's timer);
-* when a new session opens a run that another live session of this process holds (a reload):
-  that session's current state is written first, so the reload continues from the moment it happened;
-* at interpreter exit (a server stopped with SIGTERM or Ctrl-C exits normally): every live
-  session's unsaved run, written synchronously.
-So a reload, a closed tab and a graceful stop lose nothing; a crash (SIGKILL, power) loses at most
-the last AUTOSAVE_SECONDS of training.
-
-A save takes a consistent snapshot in the script thread (a trainer clone, ~10 ms) and leaves the
-slow part (compressing ~1 MB, writing) to one background thread, so Pause answers at once. The
-thread never touches streamlit: it reports through a SaveStatus the script thread reads.
-
-The URL gets the id, and the Save & load page the link, only once a save under that id has been
-written, so neither ever promises a run that was never stored. A save failure (disk full, no
-permission) never raises: the sidebar says so on every page until a later save succeeds, in the
-user's terms (the details, paths included, go to the log).
+A save takes a consistent snapshot under the session's run lock (a trainer clone, ~10 ms) and leaves
+the slow part (compressing ~1 MB, writing) to one background thread, so Pause answers at once. That
+thread reports through a SaveStatus the session reads. Each session that ran a script recently has a
+SessionPersist record here (``register``): its run, handle, lock and store, mirrored from the session
+by playground.session.persist, so the sweeper and the exit hook save it without touching the
+session. Knows run ids, bytes and the store; never a session's state, widgets or pages (it asks
+Streamlit's runtime only whether a session's tab is still connected).
 
 One link open in two tabs is two sessions training copies of one run. The store keeps a version of
 each run (across processes and server replicas); a session that finds its run written by another
-session since it read or last wrote it does not overwrite it: its save goes to a new run id, and
-the tab follows its run there (new link, a message). Both lines of training are kept.
+session since it read or last wrote it does not overwrite it: its save goes to a new run id (the
+SaveStatus says where; the session follows). Both lines of training are kept.
 """
 from __future__ import annotations
 
@@ -39,41 +22,44 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import streamlit as st
-from streamlit.runtime.scriptrunner import get_script_run_ctx
-
 # Its exit hook runs this module's save_all_at_exit before it stops the workers (see the end).
 from playground.runs import trainers
-from playground.escape import markdown_text
 from playground.runs.run import Run
-from playground.runs.store import (RunChanged, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
-                              new_run_id)
+from playground.runs.store import RunChanged, RunStore, SaveThrottle, default_data_dir, new_run_id
 
 log = logging.getLogger(__name__)
 
 # While training: how much a crash can lose, against the cost of a save (a trainer clone in the
 # script thread, then compressing the checkpoint in the save thread).
 AUTOSAVE_SECONDS = 10.0
+
 SWEEP_SECONDS = 1.0           # how often the sweeper looks at the live sessions
+
 IDLE_SECONDS = 3.0            # no tick for this long: a training tab is throttled, or gone
+
 RELEASE_SECONDS = 120.0       # no script run for this long: the trainer is released (saved first)
+
 FORGET_SECONDS = 600.0        # a saved session idle this long leaves the registry (it re-joins on use)
+
 LOCK_WAIT_SECONDS = 3.0       # sweeper, reload and exit wait this long for a tick to finish
-PAUSE_SAVE_WAIT_SECONDS = 2.0 # Pause waits this long for its save, so the page shows the outcome
+
 PRUNE_EVERY_SECONDS = 3600.0
-RESTORE_WAIT_SECONDS = 10.0   # a reload waits this long at most for its own run's pending save
-QUERY_KEY = "run"
-SESSION_KEY = "persist"
 
 
 # ---------------------------------------------------------------- shared by every session of the process
 _UNUSABLE_LOGGED: set[str] = set()
 
 
-@st.cache_resource(show_spinner=False)
+_STORES: dict[str, RunStore] = {}
+_STORES_GUARD = threading.Lock()
+
+
 def _store_at(path: str) -> RunStore:
-    # Cached per directory: holds no user data, only the path and the directory lock.
-    return RunStore(path)
+    # One per directory and process: holds no user data, only the path and the directory lock.
+    with _STORES_GUARD:
+        if path not in _STORES:
+            _STORES[path] = RunStore(path)
+        return _STORES[path]
 
 
 def get_store() -> RunStore | None:
@@ -215,7 +201,9 @@ def save_error_sentence(exc: BaseException) -> str:
 
 
 _WORKER = _SaveWorker()
+
 _PRUNED_AT: dict[str, float] = {}
+
 _PRUNE_GUARD = threading.Lock()
 
 
@@ -229,7 +217,7 @@ def snapshot(run: Run) -> Run:
     return run.copy()
 
 
-def _maybe_prune(store: RunStore, keep: str) -> None:
+def maybe_prune(store: RunStore, keep: str) -> None:
     """Prune old runs at most once an hour per directory (and once after each process start)."""
     key = str(store.data_dir)
     now = time.monotonic()
@@ -246,11 +234,18 @@ def _maybe_prune(store: RunStore, keep: str) -> None:
         log.warning("pruning runs failed: %s", exc)
 
 
+def signature(run: Run) -> tuple:
+    """Changes whenever the run would save differently: another run, training, or live settings.
+    (By the run's uid, not the object: the session gets a new copy with every snapshot.)"""
+    tr = run.trainer
+    return (run.uid, tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
+
+
 # ---------------------------------------------------------------- one session's persistence state
 @dataclass(eq=False)
 class SessionPersist:
     run_id: str
-    saved_signature: tuple | None = None      # what the last save captured (see _signature)
+    saved_signature: tuple | None = None      # what the last save captured (see signature)
     throttle: SaveThrottle = field(default_factory=lambda: SaveThrottle(AUTOSAVE_SECONDS))
     status: SaveStatus = field(default_factory=SaveStatus)
     # Mirrors of the session's run, run lock and store, set by the script thread on every script
@@ -274,14 +269,12 @@ class SessionPersist:
 # not its tab is still open: the sweeper saves and releases the trainers of tabs that are gone, a
 # reload flushes the session it replaces, and the exit hook saves them all.
 _LIVE: dict[int, SessionPersist] = {}
+
 _LIVE_GUARD = threading.Lock()
+
 _SWEEPER: list[threading.Thread] = []
+
 SWEEP_IN_BACKGROUND = True    # the unit tests call sweep() themselves, with their own clock
-
-
-def _session_id() -> str | None:
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else None
 
 
 def connected(session_id: str | None) -> bool | None:
@@ -298,17 +291,8 @@ def connected(session_id: str | None) -> bool | None:
         return None
 
 
-def _register(sp: SessionPersist, run: Run) -> None:
-    """Script thread: record the session's run and trainer for saves made outside its script runs."""
-    ss = st.session_state
-    sp.run, sp.lock, sp.seen_at = run, ss.get("run_lock"), time.monotonic()
-    sp.handle = ss.get("trainer")
-    bind = getattr(sp.handle, "bind", None)
-    if bind is not None:      # a Ray actor is named by the run id, so other replicas find it by its link
-        bind(sp.run_id)
-    sp.training = bool(ss.get("running"))
-    sp.session_id = _session_id()
-    sp.store = get_store()
+def register(sp: SessionPersist) -> None:
+    """Script thread: ``sp`` (its mirrors just set) is live; the sweeper runs."""
     with _LIVE_GUARD:
         _LIVE[id(sp)] = sp
         if SWEEP_IN_BACKGROUND and (not _SWEEPER or not _SWEEPER[0].is_alive()):
@@ -335,6 +319,20 @@ def _acquire(sp: SessionPersist, timeout: float) -> bool:
     return sp.lock.acquire(timeout=timeout) if timeout > 0 else sp.lock.acquire(blocking=False)
 
 
+def submit(sp: SessionPersist, run: Run, store: RunStore | None) -> None:
+    """Queue a save of ``run`` for session ``sp`` (any thread; the caller holds the run lock)."""
+    sp.saved_signature = signature(run)
+    sp.throttle.mark_saved()
+    if store is None:
+        sp.status.failed("saved runs are not available on this server (its data directory cannot be used)")
+        return
+    try:
+        _WORKER.submit(_Job(store, sp.run_id, snapshot(run), sp.status))
+    except Exception as exc:   # e.g. no thread could be started
+        log.warning("queueing a save failed: %r", exc)
+        sp.status.failed(save_error_sentence(exc))
+
+
 def _save_if_changed(sp: SessionPersist, timeout: float) -> bool:
     """Any thread: queue a save of ``sp``'s run as it is now if it changed since its last save.
     Takes the session's run lock, waiting at most ``timeout`` s; True if queued."""
@@ -342,10 +340,10 @@ def _save_if_changed(sp: SessionPersist, timeout: float) -> bool:
         return False
     try:
         run = _current(sp)
-        if run is None or _signature(run) == sp.saved_signature:
+        if run is None or signature(run) == sp.saved_signature:
             return False
         sp.run = run
-        _submit(sp, run, sp.store)
+        submit(sp, run, sp.store)
         return True
     finally:
         sp.lock.release()
@@ -362,8 +360,8 @@ def _release(sp: SessionPersist) -> None:
         # seconds over it would split the link in two.
         log.info("run %s: its old tab is gone and a newer tab continues it", sp.run_id[:6])
         return
-    if sp.store is not None and _signature(run) != sp.saved_signature:
-        _submit(sp, run, sp.store)
+    if sp.store is not None and signature(run) != sp.saved_signature:
+        submit(sp, run, sp.store)
 
 
 def _superseded(sp: SessionPersist) -> bool:
@@ -398,7 +396,7 @@ def sweep(now: float | None = None, connected=connected) -> list[SessionPersist]
                     acted.append(sp)
                 elif handle.running and sp.store is not None and sp.throttle.due():
                     sp.run = _current(sp)
-                    _submit(sp, sp.run, sp.store)
+                    submit(sp, sp.run, sp.store)
                     acted.append(sp)
             elif idle >= FORGET_SECONDS and not _WORKER.pending(sp.status):
                 with _LIVE_GUARD:
@@ -435,32 +433,7 @@ def owner_handle(run_id: str) -> trainers.TrainerHandle | None:
     return max(holders, key=lambda sp: sp.seen_at).handle
 
 
-def watch_id(create: bool = False) -> str | None:
-    """The watch id of this session's run (made now if ``create`` and the run has a link)."""
-    sp, store = _session(), get_store()
-    if store is None or not sp.linked:
-        return None
-    current = store.watch_id_of(sp.run_id)
-    if current is None and create:
-        current = store.new_watch_link(sp.run_id)
-    return current
-
-
-def new_watch_id() -> str | None:
-    """Close the current watch link of this session's run and make a new one."""
-    sp, store = _session(), get_store()
-    if store is None or not sp.linked:
-        return None
-    return store.new_watch_link(sp.run_id)
-
-
-def begin_own_run() -> None:
-    """The session leaves watch mode with a run of its own (a fork): a new run id, no link yet."""
-    st.session_state.pop(SESSION_KEY, None)
-    _session()
-
-
-def _flush_holders(run_id: str) -> None:
+def flush_holders(run_id: str) -> None:
     """Before a new session opens ``run_id``: write the run of live sessions holding it as it is
     now. A holder whose tab is gone (the tab being reloaded) is released too: the new session
     continues from exactly there, and the old trainer stops."""
@@ -496,232 +469,3 @@ def save_all_at_exit(timeout: float = 30.0) -> bool:
 # At exit while the trainers still answer: before the local pool stops its workers, and on Ray
 # before Ray's own exit hook disconnects the process (after it, every call would hang).
 trainers.at_exit_while_trainers_answer(save_all_at_exit)
-
-
-def _session() -> SessionPersist:
-    """The session's persistence state; every hook goes through here, so a save that went to a new
-    run id (see _write) is followed wherever the session next looks."""
-    ss = st.session_state
-    if SESSION_KEY not in ss:
-        ss[SESSION_KEY] = SessionPersist(new_run_id())
-    sp = ss[SESSION_KEY]
-    _follow_move(sp)
-    return sp
-
-
-def _signature(run: Run) -> tuple:
-    """Changes whenever the run would save differently: another run, training, or live settings.
-    (By the run's uid, not the object: the session gets a new copy with every snapshot.)"""
-    tr = run.trainer
-    return (run.uid, tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
-
-
-def _flash(kind: str, message: str) -> None:
-    # Same slot and format as state.flash (state imports this module, so not imported from there).
-    st.session_state.flash = (kind, message)
-
-
-def _follow_move(sp: SessionPersist) -> None:
-    """After a save went to a new run id (the run was open in another tab too), follow it there."""
-    moved_to = sp.status.moved_to
-    if moved_to and moved_to != sp.run_id:
-        sp.run_id = moved_to
-        _flash("info", "This run is open in another tab too. So that neither tab overwrites the other's "
-                       "training, this tab now continues it as a copy with its own link (now in the address "
-                       "bar); the other tab keeps the original link.")
-
-
-def _sync_url(sp: SessionPersist) -> None:
-    if sp.linked and st.query_params.get(QUERY_KEY) != sp.run_id:
-        st.query_params[QUERY_KEY] = sp.run_id
-
-
-def adopt_text(run: Run) -> None:
-    """A run on custom text brings its text along, so Reset with unchanged settings works."""
-    if run.config.corpus == "custom":
-        st.session_state.custom_text = run.whole_text()
-        st.session_state.custom_label = run.corpus_label
-
-
-# ---------------------------------------------------------------- hooks called by playground.session.state
-def restore_from_url() -> Run | None:
-    """At session start: the run named by ``?run=<id>``, or None (with a message saying why).
-
-    A missing, malformed, unknown or unreadable run never raises: the caller starts a fresh run
-    under a new id, and the stored file (if any) is left as it is.
-    """
-    requested = st.query_params.get(QUERY_KEY)
-    if not requested:
-        _session()
-        return None
-    fresh = "started a new one"
-    store = get_store()
-    if store is None:
-        _flash("warning", f"Saved runs are not available on this server, so the run in your link could not "
-                          f"be opened; {fresh}.")
-    elif not is_valid_run_id(requested):
-        _flash("warning", f"No saved run with that link; {fresh}.")
-    else:
-        _flush_holders(requested)                         # a reload: the tab it replaces, as it is now
-        wait_for_saves(requested, RESTORE_WAIT_SECONDS)   # a reload right after Pause gets that save
-        try:
-            found = store.load_with_version(requested)
-            if found is None:
-                _flash("warning", f"No saved run with that link (runs unused for a week are deleted); {fresh}.")
-            else:
-                payload, version = found
-                run = Run.from_bytes(payload)
-                saved, saved_signature = run.iteration, _signature(run)
-                run, greeting = _live_copy(requested, store, run)   # its live actor's copy, on Ray
-                # The stored run's signature: a live actor's newer copy is saved by the next script run.
-                sp = SessionPersist(requested, saved_signature=saved_signature)
-                sp.status.succeeded(saved, at=store.path_for(requested).stat().st_mtime,
-                                    run_id=requested)
-                sp.status.version = version      # what this session continues from
-                st.session_state[SESSION_KEY] = sp
-                adopt_text(run)
-                if greeting is not None:
-                    _flash("warning", greeting)
-                else:
-                    _flash("success", f"Welcome back: your run on {markdown_text(run.corpus_label)} continues at "
-                                      f"iteration {run.iteration:,}.")
-                return run
-        except Exception as exc:   # a corrupt, foreign or unreadable file must not stop the app
-            log.warning("restoring run %s failed: %r", requested[:6], exc)
-            # A checkpoint's own ValueError says what is wrong with the file; anything else (an
-            # OSError names a server path) is said in the user's terms.
-            reason = str(exc) if isinstance(exc, ValueError) else save_error_sentence(exc).replace(
-                "written to", "read")
-            _flash("warning", f"The saved run in your link could not be read ({markdown_text(reason)}); {fresh}. "
-                              "The saved file was left untouched.")
-    st.session_state.pop(SESSION_KEY, None)
-    _session()     # a new id, not the requested one: never overwrite a file we could not read
-    st.query_params.pop(QUERY_KEY, None)
-    return None
-
-
-def _live_copy(run_id: str, store: RunStore, stored: Run) -> tuple[Run, str | None]:
-    """A run being opened by its link, on a Ray cluster: (the run, a sentence or None).
-
-    Its actor lives (trained through another replica, or this one before a restart): the session
-    takes a lease on it, and gets the run as the actor has it, training if it trains. The store
-    says it had an actor that is gone (its node died): the last save, paused, with the sentence of
-    a restarted training process. Otherwise (the local pool, or no actor): the stored run."""
-    try:
-        handle = trainers.get_pool().attach(run_id)
-    except trainers.WorkerDied:     # the cluster is unreachable: the stored run, paused
-        return stored, None
-    if handle is not None:
-        st.session_state.trainer = handle
-        st.session_state.running = handle.running
-        return handle.latest, None
-    if getattr(trainers.get_pool(), "store_dir", None) is not None and store.actor_marked(run_id):
-        store.unmark_actor(run_id)
-        return stored, trainers.restarted_sentence(stored.iteration)
-    return stored, None
-
-
-def after_init() -> None:
-    """Every script run: save a paused run that changed, keep ?run= in the URL, prune."""
-    ss = st.session_state
-    sp = _session()
-    run = ss.run
-    _register(sp, run)
-    if sp.saved_signature is None:
-        sp.saved_signature = _signature(run)   # a brand-new run: nothing worth storing yet
-    elif not ss.get("running") and _signature(run) != sp.saved_signature:
-        # Waits for the write (briefly): the address bar gets ?run= in this same script run, and
-        # only once the link restores the run.
-        save_now(wait=PAUSE_SAVE_WAIT_SECONDS)
-        _follow_move(sp)      # the save may have moved to a new run id: follow it now
-    _sync_url(sp)
-    store = get_store()
-    if store is not None and sp.linked:
-        _maybe_prune(store, keep=sp.run_id)
-
-
-def save_problem() -> str | None:
-    """The sentence the sidebar shows while the session's latest save has failed, else None."""
-    error = _session().status.error
-    if not error:
-        return None
-    return (f"Your run could not be saved: {error}. A reload or a server restart would lose the training "
-            "since the last save; download a checkpoint on Save & load to keep it.")
-
-
-def _submit(sp: SessionPersist, run: Run, store: RunStore | None) -> None:
-    """Queue a save of ``run`` for session ``sp`` (any thread; the caller holds the run lock)."""
-    sp.saved_signature = _signature(run)
-    sp.throttle.mark_saved()
-    if store is None:
-        sp.status.failed("saved runs are not available on this server (its data directory cannot be used)")
-        return
-    try:
-        _WORKER.submit(_Job(store, sp.run_id, snapshot(run), sp.status))
-    except Exception as exc:   # e.g. no thread could be started
-        log.warning("queueing a save failed: %r", exc)
-        sp.status.failed(save_error_sentence(exc))
-
-
-def save_now(wait: float = 0.0) -> None:
-    """Queue a save of the current run (pause, reset, checkpoint load). Never raises.
-
-    ``wait``: seconds to wait for the write, so the script run that follows shows its outcome.
-    The URL is updated by that script run (after_init) or by the autosave in the tick: writing
-    st.query_params from a widget callback disturbs the rerun that follows it.
-    """
-    sp = _session()
-    run = st.session_state.run
-    sp.run = run
-    _submit(sp, run, get_store())
-    if wait > 0:
-        wait_for_saves(sp.run_id, wait)
-
-
-def touch() -> None:
-    """From the training tick: the session's tab is alive and training."""
-    sp = _session()
-    sp.run, sp.seen_at, sp.training = st.session_state.run, time.monotonic(), True
-    _sync_url(sp)
-
-
-def autosave_due() -> bool:
-    return _session().throttle.due()
-
-
-def autosave_if_due() -> None:
-    """From the training tick (with a fresh snapshot in session_state.run): save when
-    AUTOSAVE_SECONDS have passed since the last save."""
-    touch()
-    if _session().throttle.due():
-        save_now()
-
-
-# ---------------------------------------------------------------- for the Save & load page
-def run_id() -> str:
-    return _session().run_id
-
-
-def is_linked() -> bool:
-    return _session().linked
-
-
-def status() -> SaveStatus:
-    return _session().status
-
-
-def app_base_url(page_url: str | None) -> str:
-    """The app's address from a page's URL (the start page's path: no query, no page name)."""
-    base = (page_url or "").split("?")[0].rstrip("/")
-    for suffix in ("/files",):   # the Save & load page's own path: the link opens the app's start page
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    return base
-
-
-def run_link(page_url: str | None) -> str | None:
-    """Absolute link to this run: the app's address plus ?run=<id> (None before the first save)."""
-    sp = _session()
-    if not sp.linked:
-        return None
-    return f"{app_base_url(page_url)}/?{QUERY_KEY}={sp.run_id}"
