@@ -16,7 +16,7 @@ from dataclasses import asdict, fields
 
 import streamlit as st
 
-from playground.views import compare, figures
+from playground.views import compare, loss_chart
 from playground.session import experiment
 from playground.runs import persist, trainers, watch
 from playground.escape import markdown_text
@@ -58,7 +58,7 @@ UI_DEFAULTS = {
     "custom_text": None,       # uploaded or pasted corpus (str), once accepted
     "custom_label": None,
     "loss_unit": "window",
-    "loss_smoothing": figures.CLASSIC_SMOOTHING,
+    "loss_smoothing": loss_chart.CLASSIC_SMOOTHING,
     "kept_curves": (),         # compare.KeptCurve sequence: other runs' loss curves on the Train chart
     "flash": None,             # (kind, message) shown once at the top of the next page run
 }
