@@ -5,7 +5,7 @@ import streamlit as st
 
 from playground.views import backprop_view as bv
 from playground.views import bptt_player as bp
-from playground.views import figures
+from playground.views import style, weight_figures
 from playground.session import app_state, state
 from playground.escape import markdown_text
 from playground.views.textviews import visible_char, visible_chars
@@ -160,10 +160,10 @@ def gradcheck_tab(current, window: bv.WindowBackprop) -> None:
 def through_time_tab(current, window: bv.WindowBackprop) -> None:
     left, right = st.columns(2, gap="large")
     with left:
-        st.plotly_chart(figures.dh_norm_figure(bv.dh_norms(window), window.chars), key="bp_dh_norms",
+        st.plotly_chart(weight_figures.dh_norm_figure(bv.dh_norms(window), window.chars), key="bp_dh_norms",
                         width="stretch")
         reach = bv.last_loss_reach(current.trainer.model.params, window)
-        reach_fig = figures.dh_norm_figure(reach, window.chars)
+        reach_fig = weight_figures.dh_norm_figure(reach, window.chars)
         last = subscript(window.length - 1)
         reach_fig.update_layout(title_text=f"Only the last step's loss flowing back, ‖∂L{last}/∂hₜ‖")
         reach_fig.update_yaxes(title_text=f"‖∂L{last}/∂hₜ‖")
@@ -184,7 +184,7 @@ def through_time_tab(current, window: bv.WindowBackprop) -> None:
                            "bar over its last")
         hist = current.trainer.history.as_arrays()
         norms = {k: hist[f"grad_norm_{k}"] for k in ("Wxh", "Whh", "Why", "bh", "by")}
-        st.plotly_chart(figures.grad_norms_figure(hist["iteration"], norms, hist["clip_fraction"],
+        st.plotly_chart(weight_figures.grad_norms_figure(hist["iteration"], norms, hist["clip_fraction"],
                                                   clip=current.trainer.clip),
                         key="bp_grad_norms", width="stretch")
 
@@ -194,13 +194,13 @@ def weights_tab(current, radius_now: float) -> None:
     W = current.trainer.model.params[name]
     # Full width: Wxh has one labelled column per vocabulary character. Why has one labelled row per
     # character, so it grows tall enough for each row's label to be legible.
-    heatmap = figures.weight_heatmap(W, name, **bv.weight_axis_labels(name, current.vocab.chars))
+    heatmap = weight_figures.weight_heatmap(W, name, **bv.weight_axis_labels(name, current.vocab.chars))
     if name == "Why":
-        heatmap.update_layout(height=min(1400, max(figures.HEATMAP_HEIGHT, 110 + 13 * W.shape[0])))
+        heatmap.update_layout(height=min(1400, max(style.HEATMAP_HEIGHT, 110 + 13 * W.shape[0])))
     st.plotly_chart(heatmap, key="bp_heatmap", width="stretch")
     series: bv.SpectralSeries = ss.bp_spectral
     hist, spectral = st.columns(2, gap="large")
-    hist.plotly_chart(figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
+    hist.plotly_chart(weight_figures.weight_histogram(W, name), key="bp_histogram", width="stretch")
     with spectral:
         st.metric(r"Spectral radius $\rho(W_{hh})$ now", f"{radius_now:.4f}",
                   help="ρ(W_hh) = max |λ| over the eigenvalues λ of W_hh")
@@ -208,7 +208,7 @@ def weights_tab(current, radius_now: float) -> None:
             r"$\rho$ is the largest |eigenvalue| of $W_{hh}$. Above 1, repeated multiplication by $W_{hh}$ can "
             "grow a vector step after step (tanh then saturates, and gradients flowing back can explode); "
             "well below 1, signals and gradients fade within a few steps.")
-        st.plotly_chart(figures.spectral_radius_figure(*series.arrays()), key="bp_spectral", width="stretch")
+        st.plotly_chart(weight_figures.spectral_radius_figure(*series.arrays()), key="bp_spectral", width="stretch")
         kept = len(series.iterations)
         st.caption(f"Recorded whenever this page draws ({kept} point{'s' if kept != 1 else ''} kept so far).")
 

@@ -6,7 +6,7 @@ import zlib
 
 import streamlit as st
 
-from playground.views import analysis, figures, textviews
+from playground.views import analysis, hidden_figures, prediction_figures, textviews
 from playground.session import state
 from playground.escape import markdown_text
 
@@ -147,7 +147,7 @@ def _heatmap(reading: analysis.TextReading, text: str) -> None:
         start = st.slider(f"First character shown ({HEATMAP_WINDOW} at a time)", 0, T - HEATMAP_WINDOW,
                           key="hs_heat_start", step=1)
     end = min(T, start + HEATMAP_WINDOW)
-    fig = figures.hidden_heatmap(reading.hs[start:end], text[start:end],
+    fig = hidden_figures.hidden_heatmap(reading.hs[start:end], text[start:end],
                                  title=f"h_t for characters {start}–{end - 1} (all {H} units)")
     fig.update_xaxes(tickfont=dict(size=10, family="monospace"))
     st.plotly_chart(fig, key="hs_heatmap", width="stretch")
@@ -178,7 +178,7 @@ def _trail(reading: analysis.TextReading, text: str) -> None:
             start = st.slider(f"First character shown ({TRAIL_WINDOW} at a time)", 0, T - TRAIL_WINDOW,
                               key="hs_trail_start", step=1)
     end = min(T, start + TRAIL_WINDOW)
-    fig = figures.state_trail_figure(trail.coords[start:end, [a - 1, b - 1]], text[start:end],
+    fig = hidden_figures.state_trail_figure(trail.coords[start:end, [a - 1, b - 1]], text[start:end],
                                      trail.explained[[a - 1, b - 1]], groups=analysis.char_classes(text[start:end]),
                                      first_t=start, directions=(a, b),
                                      title=f"h_t for characters {start}–{end - 1}, seen along directions {a} and {b}")
@@ -203,7 +203,7 @@ def _predictions(reading: analysis.TextReading, text: str) -> None:
         start = st.slider(f"First position shown ({TOPK_WINDOW} at a time)", 0, last - TOPK_WINDOW,
                           key="hs_topk_start", step=1)
     end = min(last, start + TOPK_WINDOW)
-    fig = figures.topk_figure(text[start:end], reading.ps[start:end], vocab.chars,
+    fig = prediction_figures.topk_figure(text[start:end], reading.ps[start:end], vocab.chars,
                               actual_next=reading.ids[start + 1:end + 1], k=5)
     st.plotly_chart(fig, key="hs_topk", width="stretch")
     st.caption("Above each input character (x axis): the model's 5 best guesses for the character that comes next, "

@@ -4,7 +4,7 @@ large type, the controls as big buttons. The sidebar (and its live tick) is stil
 its shortcuts keep working."""
 import streamlit as st
 
-from playground.views import analysis, figures, textviews
+from playground.views import analysis, loss_chart, style, textviews
 from playground.session import app_state, state
 from playground.escape import html_text
 
@@ -102,13 +102,13 @@ def chart() -> None:
     tr = run.trainer
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
     val = tr.val_history.as_arrays()
-    smoothing = app_state.smoothing(figures.CLASSIC_SMOOTHING)
-    smooth, label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
-    fig = figures.loss_figure(hist["iteration"], hist["loss"], smooth, seq_length=tr.seq_length,
+    smoothing = app_state.smoothing(loss_chart.CLASSIC_SMOOTHING)
+    smooth, label = loss_chart.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
+    fig = loss_chart.loss_figure(hist["iteration"], hist["loss"], smooth, seq_length=tr.seq_length,
                               vocab_size=run.vocab.size, unit="bits", val_iterations=val["iteration"],
                               val_bits_per_char=val["val_bits_per_char"], max_points=600, smooth_label=label,
                               loss_min=hist["loss_min"], loss_max=hist["loss_max"])
-    st.plotly_chart(figures.for_projector(fig, height=370), key="present_loss", config={"displayModeBar": False})
+    st.plotly_chart(style.for_projector(fig, height=370), key="present_loss", config={"displayModeBar": False})
 
 
 controls()

@@ -1,7 +1,7 @@
 """Sample: let the network write, optionally after a prime of your own, at a chosen temperature."""
 import streamlit as st
 
-from playground.views import analysis, figures, textviews
+from playground.views import analysis, prediction_figures, textviews
 from playground.session import state
 from playground.escape import html_text, markdown_text
 from rnn_core.limits import MAX_SAMPLE_LENGTH
@@ -122,7 +122,7 @@ with output:
         temperature = float(ss.smp_temperature)
         probs = analysis.next_char_probs(model, vocab.encode(ss.smp_prime or ""), temperature)
         with st.expander("What would the first character be?", expanded=not results):
-            st.plotly_chart(figures.sample_probability_figure(probs, vocab.chars, temperature=temperature),
+            st.plotly_chart(prediction_figures.sample_probability_figure(probs, vocab.chars, temperature=temperature),
                             key="smp_next_chart", width="stretch")
             where = "after reading the prime" if ss.smp_prime else "from h = 0 (no prime)"
             st.caption(f"The distribution the first character is drawn from, {where}, at the chosen "

@@ -3,7 +3,7 @@ import math
 
 import streamlit as st
 
-from playground.views import compare, figures
+from playground.views import compare, hidden_figures, loss_chart, loss_units
 from playground.session import app_state, experiment, state, timeline_ui
 from playground.session.app_state import LOSS_UNIT_KEY, SMOOTHING_KEY, draft_key
 from playground.escape import markdown_text
@@ -110,9 +110,9 @@ else:
         experiment_link()
 
 
-UNIT_KEYS = list(figures.UNITS)
+UNIT_KEYS = list(loss_units.UNITS)
 UNIT_BUTTONS = {"window": "per window (classic)", "nats": "nats/char", "bits": "bits/char", "perplexity": "perplexity"}
-CLASSIC_SMOOTHING = figures.CLASSIC_SMOOTHING
+CLASSIC_SMOOTHING = loss_chart.CLASSIC_SMOOTHING
 SMOOTHING_OPTIONS = list(experiment.SMOOTHINGS)
 
 
@@ -166,8 +166,8 @@ def live_panel() -> None:
     hist = tr.history.as_arrays("iteration", "loss", "smooth_loss", "loss_min", "loss_max")
     val = tr.val_history.as_arrays()
     smoothing = app_state.smoothing()
-    smooth, smooth_label = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
-    st.plotly_chart(timeline_ui.marked(figures.loss_figure(hist["iteration"], hist["loss"], smooth,
+    smooth, smooth_label = loss_chart.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
+    st.plotly_chart(timeline_ui.marked(loss_chart.loss_figure(hist["iteration"], hist["loss"], smooth,
                                         seq_length=tr.seq_length, vocab_size=run.vocab.size,
                                         unit=app_state.loss_unit(), val_iterations=val["iteration"],
                                         val_bits_per_char=val["val_bits_per_char"], max_points=1000,
@@ -179,7 +179,7 @@ def live_panel() -> None:
 
     inputs, _, h0, chars = window_chars(run)
     trace = run.trainer.model.forward(inputs, h0)
-    st.plotly_chart(figures.hidden_heatmap(trace.hs, chars, title="Hidden state on the next training window"),
+    st.plotly_chart(hidden_figures.hidden_heatmap(trace.hs, chars, title="Hidden state on the next training window"),
                     key="hidden_chart", width="stretch")
 
     st.markdown("**Samples** (200 characters each, newest first)")

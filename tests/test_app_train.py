@@ -150,7 +150,7 @@ def _loss_chart_line(app, name_part):
 
 
 def test_smoothing_control_chooses_the_bold_line(app):
-    from playground.views import figures
+    from playground.views import loss_chart
 
     for _ in range(6):
         app.button(key="btn_step").click().run()
@@ -158,7 +158,7 @@ def test_smoothing_control_chooses_the_bold_line(app):
     np.testing.assert_allclose(_loss_chart_line(app, "min-char-rnn"), hist["smooth_loss"])   # the default
     app.select_slider(key="loss_smoothing").set_value(0.9).run()
     line = _loss_chart_line(app, "0.9, debiased")
-    np.testing.assert_allclose(line, figures.debiased_ema(hist["iteration"], hist["loss"], 0.9))
+    np.testing.assert_allclose(line, loss_chart.debiased_ema(hist["iteration"], hist["loss"], 0.9))
     assert line[0] == pytest.approx(hist["loss"][0])                    # follows the loss from the start
     app.switch_page("app_pages/data.py").run()
     app.switch_page("app_pages/train.py").run()                             # the choice survives a page visit

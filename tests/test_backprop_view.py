@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from playground.views import backprop_view as bv
-from playground.views import figures
+from playground.views import weight_figures
 from playground.runs.run import Run, RunConfig, window_chars
 from rnn_core import PARAM_NAMES
 
@@ -231,7 +231,7 @@ def test_weight_axis_labels_use_the_vocabulary(trained):
     assert wxh == {"col_labels": list(vocab)}
     assert bv.weight_axis_labels("Why", vocab) == {"row_labels": list(vocab)}
     assert bv.weight_axis_labels("Whh", vocab) == {}
-    fig = figures.weight_heatmap(params["Wxh"], "Wxh", **wxh)
+    fig = weight_figures.weight_heatmap(params["Wxh"], "Wxh", **wxh)
     assert "␣" in fig.layout.xaxis.ticktext
     with pytest.raises(ValueError, match="'Wzz'"):
         bv.weight_axis_labels("Wzz", vocab)

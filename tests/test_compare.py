@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from playground.views import compare, figures
+from playground.views import compare, loss_chart, style
 from playground.runs.run import Run, RunConfig
 
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
@@ -34,22 +34,22 @@ def test_kept_curves_are_drawn_dashed_in_the_charts_unit_with_their_own_sequence
     long_run, short_run = small_run(seq_length=20, iterations=5), small_run(seq_length=10, iterations=5)
     kept = compare.keep(compare.keep((), long_run), short_run)
     hist = short_run.trainer.history.as_arrays()
-    fig = figures.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"], seq_length=10, vocab_size=20,
-                              unit="nats", compare=compare.for_chart(kept, figures.CLASSIC_SMOOTHING))
+    fig = loss_chart.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"], seq_length=10, vocab_size=20,
+                              unit="nats", compare=compare.for_chart(kept, loss_chart.CLASSIC_SMOOTHING))
     dashed = [t for t in fig.data if t.line.dash == "dash"]
     assert [t.name for t in dashed] == [k.label for k in kept]
     np.testing.assert_allclose(dashed[0].y, kept[0].smooth_loss / 20)    # per char with T = 20
     np.testing.assert_allclose(dashed[1].y, kept[1].smooth_loss / 10)
     smoothed = compare.for_chart(kept, 0.9)[0].per_window                 # the chart's smoothing applies
-    np.testing.assert_allclose(smoothed, figures.debiased_ema(kept[0].iterations, kept[0].loss, 0.9))
+    np.testing.assert_allclose(smoothed, loss_chart.debiased_ema(kept[0].iterations, kept[0].loss, 0.9))
 
 
 def test_an_untrained_run_with_kept_curves_shows_them_without_the_start_note():
     kept = compare.keep((), small_run(iterations=3))
     empty = np.array([])
-    fig = figures.loss_figure(empty, empty, empty, seq_length=10, vocab_size=20,
-                              compare=compare.for_chart(kept, figures.CLASSIC_SMOOTHING))
-    assert not fig.layout.annotations or all(figures.EMPTY_TRAINING_MESSAGE not in a.text
+    fig = loss_chart.loss_figure(empty, empty, empty, seq_length=10, vocab_size=20,
+                              compare=compare.for_chart(kept, loss_chart.CLASSIC_SMOOTHING))
+    assert not fig.layout.annotations or all(style.EMPTY_TRAINING_MESSAGE not in a.text
                                              for a in fig.layout.annotations)
     assert any(t.name == kept[0].label for t in fig.data)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.views import compare, figures
+from playground.views import compare, loss_chart
 from playground.runs import saver
 from playground.escape import chart_label, html_text, markdown_text
 from playground.runs.run import Run, RunConfig
@@ -109,8 +109,8 @@ def test_chart_label_escapes_plotly_html_latex_and_placeholders():
 
 def test_the_loss_chart_legend_and_hover_of_a_kept_curve_are_escaped():
     it = np.arange(1.0, 6.0)
-    curve = figures.ComparedCurve(f"adam · {HOSTILE} $x$", it, np.full(5, 3.0), 5)
-    fig = figures.loss_figure(it, np.full(5, 4.0), np.full(5, 4.0), seq_length=5, vocab_size=4, compare=[curve])
+    curve = loss_chart.ComparedCurve(f"adam · {HOSTILE} $x$", it, np.full(5, 3.0), 5)
+    fig = loss_chart.loss_figure(it, np.full(5, 4.0), np.full(5, 4.0), seq_length=5, vocab_size=4, compare=[curve])
     kept = [t for t in fig.data if t.line.dash == "dash" and t.name and "adam" in t.name]
     assert len(kept) == 1
     assert kept[0].name == chart_label(curve.label) and "<b>" not in kept[0].name and "$x$" not in kept[0].name

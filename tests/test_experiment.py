@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground.session import experiment
-from playground.views.figures import CLASSIC_SMOOTHING
+from playground.views.loss_chart import CLASSIC_SMOOTHING
 from playground.runs.run import RunConfig
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
@@ -149,10 +149,10 @@ def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_curren
 
 def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
     import numpy as np
-    from playground.views import figures
+    from playground.views import loss_chart, style
     it = np.arange(1, 200)
     loss = 100 - np.log(it)
-    fig = figures.for_projector(figures.loss_figure(it, loss, loss, seq_length=25, vocab_size=65,
+    fig = style.for_projector(loss_chart.loss_figure(it, loss, loss, seq_length=25, vocab_size=65,
                                                     loss_min=loss - 1, loss_max=loss + 1))
     assert fig.layout.font.size >= 24 and fig.layout.xaxis.tickfont.size >= 24
     lines = [t for t in fig.data if t.type == "scatter" and t.fill in (None, "none") and t.line.width != 0

@@ -88,9 +88,9 @@ def test_reveal_invisible_keeps_spaces_and_line_breaks_of_a_text():
 def test_heatmap_tick_labels_use_the_same_stand_ins():
     import numpy as np
 
-    from playground.views import figures
+    from playground.views import hidden_figures
 
-    fig = figures.hidden_heatmap(np.zeros((3, 2)), "a\u202eb")
+    fig = hidden_figures.hidden_heatmap(np.zeros((3, 2)), "a\u202eb")
     assert list(fig.layout.xaxis.ticktext) == ["a", "⟨RLO⟩", "b"]
 
 

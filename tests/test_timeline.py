@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from playground.views import figures
+from playground.views import loss_chart
 from playground.runs import timeline as tl
 from playground.views import timeline_view as tv
 from playground.runs.run import Run, RunConfig
@@ -397,12 +397,12 @@ def test_the_mark_sits_on_the_bold_line_in_the_charts_unit():
     snap = run.timeline.snapshots[1]                 # iteration 100
     hist = run.trainer.history.as_arrays("iteration", "loss", "smooth_loss")
     smooth_at_100 = hist["smooth_loss"][hist["iteration"] == 100][0]
-    assert tv.chart_value(run, snap, "window", figures.CLASSIC_SMOOTHING) == snap.smooth_loss == smooth_at_100
-    assert tv.chart_value(run, snap, "bits", figures.CLASSIC_SMOOTHING) == pytest.approx(
+    assert tv.chart_value(run, snap, "window", loss_chart.CLASSIC_SMOOTHING) == snap.smooth_loss == smooth_at_100
+    assert tv.chart_value(run, snap, "bits", loss_chart.CLASSIC_SMOOTHING) == pytest.approx(
         snap.smooth_loss / 8 / np.log(2))
     loss_at_100 = hist["loss"][hist["iteration"] == 100][0]
     assert tv.chart_value(run, snap, "window", 0.0) == pytest.approx(loss_at_100)
-    fig = figures.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"], seq_length=8,
+    fig = loss_chart.loss_figure(hist["iteration"], hist["loss"], hist["smooth_loss"], seq_length=8,
                               vocab_size=run.vocab.size)
     n = len(fig.data)
     tv.mark_snapshot(fig, 100, 12.5, "window")

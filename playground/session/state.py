@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from playground.views import compare, figures
+from playground.views import compare, loss_chart
 from playground.session import experiment
 from playground.runs import saver, trainers, watch
 from playground.session import persist
@@ -129,7 +129,7 @@ def init_session() -> None:
     """Create the session's defaults and its run (the classic setting on Shakespeare), or, for a
     watch link, the run it shows."""
     session = app()
-    default_chart_view(DEFAULT_LOSS_UNIT, figures.CLASSIC_SMOOTHING)
+    default_chart_view(DEFAULT_LOSS_UNIT, loss_chart.CLASSIC_SMOOTHING)
     if (session.run is None and _open_watch_link()) or watching():
         default_drafts(session.run.config)
         return

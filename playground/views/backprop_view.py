@@ -252,7 +252,7 @@ def check_result(analytic: float, numerical: float, floor: float) -> str:
 
 # ---------------------------------------------------------------- weights
 def weight_axis_labels(name: str, vocab_chars: str) -> dict:
-    """Keyword arguments for ``figures.weight_heatmap``: vocabulary characters on the axis that is one
+    """Keyword arguments for ``weight_figures.weight_heatmap``: vocabulary characters on the axis that is one
     per character (Wxh columns, Why rows); Whh has hidden units on both axes."""
     if name == "Wxh":
         return {"col_labels": list(vocab_chars)}

@@ -28,7 +28,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from playground.escape import chart_label
-from playground.views.figures import DIVERGING_COLORSCALE, MAIN_COLOUR, MARGIN, RAW_COLOUR, REFERENCE_COLOUR, VAL_COLOUR
+from playground.views.style import DIVERGING_COLORSCALE, MAIN_COLOUR, MARGIN, RAW_COLOUR, REFERENCE_COLOUR, VAL_COLOUR
 from playground.views.textviews import visible_chars
 
 PHASES = ("forward", "backward")

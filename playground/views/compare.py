@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.views.figures import ComparedCurve, smoothed_series
+from playground.views.loss_chart import ComparedCurve, smoothed_series
 from playground.runs.run import Run
 
 MAX_KEPT = 5
@@ -40,6 +40,6 @@ def keep(kept: list[KeptCurve], run: Run) -> list[KeptCurve]:
 
 
 def for_chart(kept: list[KeptCurve], smoothing) -> list[ComparedCurve]:
-    """The kept curves smoothed the way the chart's own line is (see figures.smoothed_series)."""
+    """The kept curves smoothed the way the chart's own line is (see loss_chart.smoothed_series)."""
     return [ComparedCurve(k.label, k.iterations, smoothed_series(k.iterations, k.loss, k.smooth_loss, smoothing)[0],
                           k.seq_length) for k in kept]

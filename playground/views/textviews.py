@@ -6,7 +6,7 @@ Markdown or Streamlit would interpret (``$ * _ ` [ ] : ~ # | \\``) as numeric en
 containing ``$x$`` or ``:red[hi]`` shows up literally.
 
 No streamlit or plotly import here, so the palette and ``visible_char`` are
-shared with ``playground.views.figures``.
+shared with the figure modules (``playground.views.style`` and the figures built on it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from playground.escape import html_text
 # Colour stops as (position in [0, 1], (r, g, b)). Blue = negative, near-white = 0,
 # orange = positive: blue against orange stays apart for every common colour-vision deficiency
 # (red against green, or red against blue for some, does not); the same stops feed the plotly
-# colorscales in figures.py, so activations look the same in every view.
+# colorscales in style.py, so activations look the same in every view.
 DIVERGING_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
     (0.0, (33, 102, 172)),
     (0.25, (146, 197, 222)),

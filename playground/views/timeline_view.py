@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from playground.views import figures
+from playground.views import hidden_figures, loss_chart, loss_units
 from playground.runs import timeline as tl
 from playground.runs.run import Run
 from rnn_core.trainer import bits_per_char
@@ -43,7 +43,7 @@ def passage_states(run: Run, snap: tl.TimelineSnapshot) -> tuple[np.ndarray, str
 
 def passage_heatmap(run: Run, snap: tl.TimelineSnapshot) -> go.Figure:
     hs, text = passage_states(run, snap)
-    return figures.hidden_heatmap(hs, text, title=f"Hidden state on a fixed passage, at iteration {snap.iteration:,}")
+    return hidden_figures.hidden_heatmap(hs, text, title=f"Hidden state on a fixed passage, at iteration {snap.iteration:,}")
 
 
 def moment_label(iteration: int) -> str:
@@ -56,12 +56,12 @@ def chart_value(run: Run, snap: tl.TimelineSnapshot, unit: str, smoothing) -> fl
     Smoothing control) at the snapshot's iteration, in ``unit``. With no history there yet (the
     untrained model) or classic smoothing, the snapshot's own smoothed loss."""
     hist = run.trainer.history.as_arrays("iteration", "loss", "smooth_loss")
-    if smoothing == figures.CLASSIC_SMOOTHING or not len(hist["iteration"]):
+    if smoothing == loss_chart.CLASSIC_SMOOTHING or not len(hist["iteration"]):
         per_window = snap.smooth_loss
     else:
-        line, _ = figures.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
+        line, _ = loss_chart.smoothed_series(hist["iteration"], hist["loss"], hist["smooth_loss"], smoothing)
         per_window = float(np.interp(snap.iteration, hist["iteration"], line))
-    return float(figures.convert_loss(np.array([per_window]), unit, run.trainer.seq_length)[0])
+    return float(loss_units.convert_loss(np.array([per_window]), unit, run.trainer.seq_length)[0])
 
 
 def mark_snapshot(fig: go.Figure, iteration: int, value: float, unit: str) -> go.Figure:
