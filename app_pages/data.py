@@ -39,15 +39,15 @@ def corpus_name(key: str) -> str:
 
 def custom_summary() -> dict:
     """corpus_summary of the custom text, computed once per text (it counts up to 2M characters)."""
-    key = (len(app.custom_text), hash(app.custom_text))
+    key = app.custom_text_version
     cached = ss.get("data_custom_summary")
     if not cached or cached[0] != key:
         ss.data_custom_summary = cached = (key, corpus_summary(app.custom_text, preview_chars=uploads.PREVIEW_CHARS))
     return cached[1]
 
 
-def take(accepted: uploads.AcceptedText) -> None:
-    app.custom_text, app.custom_label = accepted.text, accepted.label
+def use_as_draft_text(accepted: uploads.AcceptedText) -> None:
+    app_state.set_custom_text(accepted.text, accepted.label)
     app_state.set_draft("corpus", "custom")
     ss.data_error = None
     # The "ready" notice lasts until this run is replaced.
@@ -61,7 +61,7 @@ def on_upload() -> None:
     if uploaded is None:
         return
     try:
-        take(uploads.accept_file(uploaded.getvalue(), uploaded.name, **draft_settings()))
+        use_as_draft_text(uploads.accept_file(uploaded.getvalue(), uploaded.name, **draft_settings()))
     except ValueError as exc:
         ss.data_error = ("upload", f"The file {markdown_text(uploaded.name[:80])} was not used. {markdown_text(uploads.sentence(exc))}")
 
@@ -69,7 +69,7 @@ def on_upload() -> None:
 @state.owner_only
 def on_paste() -> None:
     try:
-        take(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
+        use_as_draft_text(uploads.accept_text(ss.get("data_paste") or "", uploads.PASTED_LABEL, **draft_settings()))
     except ValueError as exc:
         ss.data_error = ("paste", f"The pasted text was not used. {markdown_text(uploads.sentence(exc))}")
 

@@ -1,6 +1,7 @@
 """Save & load: the run's private link and watch link, checkpoint and history downloads, and
 resuming a checkpoint. A watch session sees the downloads only."""
 import time
+from typing import NamedTuple
 
 import streamlit as st
 
@@ -13,6 +14,14 @@ from playground.views.textviews import count
 
 ss = st.session_state
 run = state.get_run()
+
+
+class LoadMessage(NamedTuple):
+    """What loading a checkpoint said, shown beside the upload while the model is the one it was
+    said about (model_key): gone once the run moves on."""
+    kind: str          # "success" or "error"
+    text: str
+    model_key: tuple
 
 
 @state.locked
@@ -46,16 +55,17 @@ def on_checkpoint_upload() -> None:
         loaded = uploads.run_from_checkpoint(uploaded.getvalue())
     except ValueError as exc:
         current = state.get_run()
-        ss.files_message = ("error", f"The file {markdown_text(uploaded.name[:80])} was not loaded; the current run "
-                                     f"is unchanged. {markdown_text(uploads.sentence(exc))}", current.uid,
-                            current.iteration)
+        ss.files_message = LoadMessage("error", f"The file {markdown_text(uploaded.name[:80])} was not loaded; the "
+                                                f"current run is unchanged. {markdown_text(uploads.sentence(exc))}",
+                                       current.model_key)
         return
     state.adopt_run(loaded)
     ss.files_prepared = None
     replaced = f" It replaced the previous run ({count(before, 'iteration')})." if before else ""
-    ss.files_message = ("success", f"Loaded {markdown_text(uploaded.name[:80])}: {markdown_text(loaded.corpus_label)}, "
-                                   f"iteration {loaded.iteration:,}. Press **Start** to continue exactly where it "
-                                   f"stopped.{replaced}", loaded.uid, loaded.iteration)
+    ss.files_message = LoadMessage("success", f"Loaded {markdown_text(uploaded.name[:80])}: "
+                                              f"{markdown_text(loaded.corpus_label)}, iteration {loaded.iteration:,}. "
+                                              f"Press **Start** to continue exactly where it stopped.{replaced}",
+                                   state.get_run().model_key)
 
 
 def age(seconds: float) -> str:
@@ -182,10 +192,10 @@ def upload_section() -> None:
         st.caption(f"Loading replaces the current run ({count(run.iteration, 'iteration')} on "
                    f"{markdown_text(run.corpus_label)}); download it first to keep it.")
         message = ss.get("files_message")
-        if message and message[2] == run.uid and message[3] == run.iteration:   # gone once the run moves on
-            kind, text = message[:2]
-            (st.success if kind == "success" else st.error)(text, icon=":material/check_circle:" if kind == "success"
-                                                            else ":material/error:")
+        if message and message.model_key == run.model_key:
+            success = message.kind == "success"
+            (st.success if success else st.error)(message.text, icon=":material/check_circle:" if success
+                                                  else ":material/error:")
 
 
 if not state.watching():

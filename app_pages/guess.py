@@ -29,18 +29,18 @@ def _new_game() -> None:
 
 @state.locked
 def _submit() -> None:
-    g: game.Game = ss.guess_game
+    current: game.Game = ss.guess_game
     char, problem = game.parse_guess(ss.get("guess_input", ""), vocab.chars)
     ss.guess_error = problem
-    if problem or g.finished:
+    if problem or current.finished:
         return
-    probs = analysis.next_char_probs(model, vocab.encode(g.passage[:g.position]))
-    game.play(g, char, probs, vocab.chars)
+    probs = analysis.next_char_probs(model, vocab.encode(current.passage[:current.position]))
+    game.play(current, char, probs, vocab.chars)
 
 
 if "guess_game" not in ss or ss.get("guess_run") != run.uid:
     _new_game()
-g: game.Game = ss.guess_game
+current: game.Game = ss.guess_game
 
 st.title("Guess the next character")
 st.caption("You and the network read the same passage, taken from text it never trained on. Before each "
@@ -62,16 +62,16 @@ def _context_html(context: str) -> str:
 
 
 scores = st.columns([1, 1, 1, 1.3], vertical_alignment="bottom")
-scores[0].metric("Rounds", f"{g.rounds}", help="Rounds = characters guessed so far in this game, one per round.")
-scores[1].metric("You", f"{g.your_hits}" + (f" ({g.your_hits / g.rounds:.0%})" if g.rounds else ""),
+scores[0].metric("Rounds", f"{current.rounds}", help="Rounds = characters guessed so far in this game, one per round.")
+scores[1].metric("You", f"{current.your_hits}" + (f" ({current.your_hits / current.rounds:.0%})" if current.rounds else ""),
                  help="Rounds where your guess was the actual next character (hits ÷ rounds in brackets).")
-scores[2].metric("Network", f"{g.model_hits}" + (f" ({g.model_hits / g.rounds:.0%})" if g.rounds else ""),
+scores[2].metric("Network", f"{current.model_hits}" + (f" ({current.model_hits / current.rounds:.0%})" if current.rounds else ""),
                  help="Rounds where the network's top guess, argmax pₜ, was the actual next character (hits ÷ rounds "
                       f"in brackets), with the weights of training iteration {run.iteration:,}. Train more and play "
                       "again.")
 scores[3].button("New passage", key="guess_new", on_click=_new_game, icon=":material/refresh:", width="stretch")
 
-last = g.last
+last = current.last
 if last is not None:
     def mark(right: bool) -> str:
         return "— right" if right else "— wrong"
@@ -81,11 +81,11 @@ if last is not None:
     (st.success if last.you_right else st.info)(verdict)
     st.caption("What the network expected there, most likely first: " + " · ".join(
         f"**{_show(c)}** {p:.0%}" for c, p in last.model_top))
-if g.finished:
-    st.info(f"End of the passage: you {g.your_hits}, the network {g.model_hits} out of {g.rounds}. "
+if current.finished:
+    st.info(f"End of the passage: you {current.your_hits}, the network {current.model_hits} out of {current.rounds}. "
             "Press **New passage** to play on.")
 else:
-    st.html(_context_html(g.context))
+    st.html(_context_html(current.context))
     with st.form("guess_form", clear_on_submit=True, border=False):
         typed_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
         typed_col.text_input("Your guess for the next character (?)", key="guess_input",

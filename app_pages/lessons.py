@@ -13,9 +13,7 @@ run = state.get_run()
 def set_up(key: str) -> None:
     lesson = lessons.by_key(key)
     if lesson.small_text:
-        app = app_state.app()
-        app.custom_text = load_builtin("shakespeare")[: lessons.SMALL_TEXT_CHARS]
-        app.custom_label = lessons.SMALL_TEXT_LABEL
+        app_state.set_custom_text(load_builtin("shakespeare")[: lessons.SMALL_TEXT_CHARS], lessons.SMALL_TEXT_LABEL)
     app_state.load_draft(lesson.config)
     state.new_run_from_widgets()
     ss.lessons_open = key

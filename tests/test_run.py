@@ -1,6 +1,7 @@
 """The app's Run: settings, ticks, samples, the divergence guard and persistence (no server)."""
 import math
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -106,7 +107,7 @@ def test_exploding_loss_pauses_and_rolls_back_to_the_last_good_state(trainer_sta
     run = small_run()
     run.step(5)
     good = run.trainer.clone()
-    run._good = good.clone()
+    run._last_good = good.clone()
     # Sabotage: output weights so large that the next loss is far above the untrained loss.
     run.trainer.model.params["Why"][...] = 50.0 * np.sign(np.random.default_rng(0).standard_normal(
         run.trainer.model.params["Why"].shape))
@@ -145,12 +146,12 @@ def test_the_guards_last_good_state_holds_a_fraction_of_the_trainers_memory():
     # Large windows, so the trainer's scratch (its Workspace) dominates, as at the app's limits.
     run = Run(RunConfig(corpus="custom", hidden_size=64, seq_length=100, batch_size=32), TEXT * 5, "toy")
     run.step(1)
-    run._good_at = -math.inf          # the guard's next look keeps a fresh last good state
+    run._last_good_at = -math.inf          # the guard's next look keeps a fresh last good state
     run.step(1)
-    assert run._good.iteration == run.iteration == 2
+    assert run._last_good.iteration == run.iteration == 2
     counted: set = set()
     trainer_bytes = array_bytes(run.trainer, counted)
-    extra = array_bytes(run._good, counted)     # what the snapshot holds beyond what it shares
+    extra = array_bytes(run._last_good, counted)     # what the snapshot holds beyond what it shares
     assert extra < 0.1 * trainer_bytes
 
 
@@ -288,3 +289,27 @@ def test_one_window_of_unusual_text_does_not_trip_the_guard_but_a_sustained_rise
         assert run.step(1).alert is None
     alerts = [run.step(1).alert for _ in range(3)]
     assert any(a and "Training paused" in a for a in alerts)   # losses that stay up: rolled back
+
+
+def test_model_key_changes_with_every_change_of_the_model_and_travels_with_its_copies():
+    from playground.runs import trainers
+
+    run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=5), TEXT, "toy")
+    keys = [run.model_key]
+    run.step(3)
+    keys.append(run.model_key)
+    run.apply_live(replace(run.config, learning_rate=0.05))   # same weights, other settings
+    keys.append(run.model_key)
+    assert len(set(keys)) == 3 and {k[0] for k in keys} == {run.uid}
+    assert run.copy().model_key == run.model_key                           # a snapshot: the same model
+    assert trainers.unpack(trainers.pack(run)).model_key == run.model_key  # ...in another process too
+    assert Run.from_bytes(run.to_bytes()).uid != run.uid                   # a loaded file is another run
+    assert run.continue_from(0).uid != run.uid
+
+
+def test_a_rollback_changes_the_model_key_though_the_iteration_goes_back():
+    run = Run(RunConfig(corpus="custom", hidden_size=8, seq_length=5), TEXT, "toy")
+    run.step(2)
+    before = run.model_key
+    run._roll_back(loss=1e9)
+    assert run.model_key != before and run.model_key[0] == before[0]

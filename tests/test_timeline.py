@@ -202,8 +202,8 @@ def test_continue_from_a_snapshot_forks_and_leaves_the_original_untouched():
 def test_a_rollback_drops_the_snapshots_after_it():
     run = small_run()
     run.step(250)
-    run._good = run.trainer.clone()
-    run._good.iteration = 150                       # as if the last good copy were from iteration 150
+    run._last_good = run.trainer.clone()
+    run._last_good.iteration = 150                       # as if the last good copy were from iteration 150
     run._roll_back(1e9)
     assert run.timeline.iterations == [0, 100]
 

@@ -148,8 +148,7 @@ class RunActor:
         threading.Thread(target=self._end_when_idle, daemon=True, name="idle-watch").start()
 
     def _mark(self) -> tuple:
-        tr = self.slot.run.trainer
-        return self.slot.run.uid, tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip
+        return self.slot.run.model_key
 
     # ---------------------------------------------------------------- what handles call
     def ping(self) -> int:

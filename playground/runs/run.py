@@ -105,8 +105,12 @@ class Run:
         validate_corpus(text, seq_length=config.seq_length, batch_size=config.batch_size)
         self.config, self.corpus_label = config, corpus_label
         # Which run this is, kept by every copy (the snapshots a session gets from its trainer
-        # process): views key what they keep on it, and it is new for a new model or a loaded file.
+        # process): new for a new model, a loaded file, a fork and a continued snapshot.
         self.uid = uuid.uuid4().hex
+        # Counts every change of what the views compute on (weights, optimizer state, position,
+        # settings): +1 per training chunk, rollback and live setting. With uid, it names the model
+        # a result was computed on (model_key), in every copy of the run in any process.
+        self.generation = 0
         self.vocab = Vocab.from_text(text)
         ids = self.vocab.encode(text)
         split = train_val_split(len(ids), config.val_fraction)
@@ -124,12 +128,17 @@ class Run:
     def _init_runtime(self) -> None:
         self.samples: deque[tuple[int, str]] = deque(maxlen=MAX_SAMPLES_KEPT)
         self.alert: str | None = None
-        self._good = self.trainer.clone()
-        self._good_at = 0.0
+        self._last_good = self.trainer.clone()
+        self._last_good_at = 0.0
         self._loss_average = self.trainer.smooth_loss   # starts at the untrained loss, as smooth_loss does
         self._last_val = -math.inf
         self._last_sample = -math.inf
         self._progress: deque[tuple[float, int]] = deque(maxlen=30)   # (wall time, iteration) per tick
+
+    @property
+    def model_key(self) -> tuple[str, int]:
+        """(uid, generation): equal keys, the same model (a result computed on one still holds)."""
+        return self.uid, self.generation
 
     @classmethod
     def from_builtin(cls, config: RunConfig) -> "Run":
@@ -171,6 +180,7 @@ class Run:
         self.trainer.clip = config.clip
         self.trainer.set_optimizer(config.optimizer)
         self.config = replace(self.config, **{k: getattr(config, k) for k in RunConfig.LIVE_FIELDS})
+        self.generation += 1
 
     # ------------------------------------------------------------------ training
     def step(self, n: int = 1) -> TickReport:
@@ -209,6 +219,7 @@ class Run:
                 n = min(n, stop_at - tr.iteration)
             n = min(n, self.timeline.steps_to_next(tr.iteration))   # a chunk ends at the next snapshot
             start_iter = tr.iteration
+            self.generation += 1       # before the step: a step that fails part-way changed the model too
             try:
                 tr.step(n)
             except DivergenceError as exc:
@@ -268,10 +279,10 @@ class Run:
                                 and now - self._last_sample >= SAMPLE_SECONDS):
             self.add_sample()
             self._last_sample = now
-        if now - self._good_at >= SNAPSHOT_SECONDS:
+        if now - self._last_good_at >= SNAPSHOT_SECONDS:
             # Weights, optimizer state, position, hidden state, RNG and histories: what a rollback
             # restores. The clone has no scratch buffers (most of a large trainer's memory).
-            self._good, self._good_at = tr.clone(), now
+            self._last_good, self._last_good_at = tr.clone(), now
 
     def add_sample(self, length: int = SAMPLE_LENGTH) -> str:
         """A sample as min-char-rnn prints it: from the current hidden state and input character."""
@@ -285,7 +296,8 @@ class Run:
 
     def _roll_back(self, loss: float) -> str:
         bad_iter = self.trainer.iteration
-        self.trainer = self._good.clone()
+        self.trainer = self._last_good.clone()
+        self.generation += 1
         self.timeline.truncate(self.trainer.iteration)   # the moments after it are gone
         self._loss_average = self.trainer.smooth_loss
         lr = self.trainer.learning_rate
@@ -312,7 +324,7 @@ class Run:
         check_int("index", index, 0, len(self.timeline) - 1)
         snap = self.timeline.snapshots[index]
         other = copy.copy(self)
-        other.uid = uuid.uuid4().hex
+        other.uid, other.generation = uuid.uuid4().hex, 0
         other.trainer = tl.restore(self.trainer, snap)
         other.config = replace(self.config, learning_rate=snap.learning_rate, optimizer=snap.optimizer,
                                clip=snap.clip)
@@ -353,7 +365,7 @@ class Run:
         if not len(timeline):     # a file without a timeline (the command line's): it starts here
             timeline.add(tl.take(trainer))
         run = cls.__new__(cls)
-        run.uid = uuid.uuid4().hex
+        run.uid, run.generation = uuid.uuid4().hex, 0
         run.config, run.vocab, run.trainer = config, vocab, trainer
         run.corpus_label = label
         run.timeline = timeline

@@ -235,10 +235,9 @@ def maybe_prune(store: RunStore, keep: str) -> None:
 
 
 def signature(run: Run) -> tuple:
-    """Changes whenever the run would save differently: another run, training, or live settings.
-    (By the run's uid, not the object: the session gets a new copy with every snapshot.)"""
-    tr = run.trainer
-    return (run.uid, tr.iteration, tr.learning_rate, tr.optimizer_name, tr.clip, run.config.sample_every)
+    """Changes whenever the run would save differently: another run, training, or live settings
+    (its model_key; not the object: the session gets a new copy with every snapshot)."""
+    return run.model_key
 
 
 # ---------------------------------------------------------------- one session's persistence state

@@ -133,7 +133,7 @@ def pack(run: Run) -> bytes:
     worker keeps its own, a view needs none). Only ever between this app's own processes: hostile
     files enter through rnn_core's checkpoint loader, never through here."""
     portable = copy.copy(run)
-    portable._good = None
+    portable._last_good = None
     return pickle.dumps(portable, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -43,8 +43,10 @@ class AppState:
     # outside (a test, say) and becomes the trainer's run.
     trainer_view: Run | None = None
     running: bool = False
-    custom_text: str | None = None        # the uploaded or pasted corpus, once accepted
+    # The uploaded or pasted corpus, once accepted (set with set_custom_text, which counts versions).
+    custom_text: str | None = None
     custom_label: str | None = None
+    custom_text_version: int = 0
     kept_curves: tuple[KeptCurve, ...] = ()   # other runs' loss curves on the Train chart
     flash: tuple[str, str] | None = None  # (kind, message): shown once at the top of the next script run
     flash_shown: str | None = None        # the message shown at the top of this script run
@@ -69,11 +71,17 @@ def flash(kind: str, message: str) -> None:
     app().flash = (kind, message)
 
 
+def set_custom_text(text: str, label: str) -> None:
+    """The session's own text (accepted from an upload, a paste, a lesson or a loaded run)."""
+    state = app()
+    state.custom_text, state.custom_label = text, label
+    state.custom_text_version += 1
+
+
 def adopt_text(run: Run) -> None:
     """A run on custom text brings its text along, so Reset with unchanged settings works."""
     if run.config.corpus == "custom":
-        state = app()
-        state.custom_text, state.custom_label = run.whole_text(), run.corpus_label
+        set_custom_text(run.whole_text(), run.corpus_label)
 
 
 # ---------------------------------------------------------------- the draft settings (Train page widgets)

@@ -92,7 +92,6 @@ def step_facts(params: dict, window: WindowBackprop, t: int) -> dict:
         "target_char": window.target_chars[t],
         "p_target": float(tr["ps"][t, target]),
         "loss": float(tr["losses"][t]),
-        "h_norm": float(np.linalg.norm(tr["hs"][t])),
         "dh_norm": float(np.linalg.norm(tr["dh"][t])),
         "dh_raw_norm": float(np.linalg.norm(tr["dh_raw"][t])),
         "from_output_norm": float(np.linalg.norm(from_output)),
