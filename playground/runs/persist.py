@@ -46,8 +46,8 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from playground.runs import trainers
 from playground.escape import markdown_text
 from playground.runs.run import Run
-from playground.runs.store import (RunChanged, RunStore, SaveThrottle, default_data_dir, is_valid_run_id,
-                              new_run_id)
+from playground.runs.store import (RunChanged, RunStore, SaveThrottle, is_valid_run_id, new_run_id,
+                              open_store, store_location)
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,14 @@ _UNUSABLE_LOGGED: set[str] = set()
 @st.cache_resource(show_spinner=False)
 def _store_at(path: str) -> RunStore:
     # Cached per directory: holds no user data, only the path and the directory lock.
-    return RunStore(path)
+    return open_store(path)     # a RunStore, or an ObjectRunStore for an s3:// URL
 
 
 def get_store() -> RunStore | None:
     """The RunStore in the data dir ($RNN_PLAYGROUND_STORE_URL or $RNN_PLAYGROUND_DATA_DIR if set),
     or None if it is unusable."""
     try:
-        path = str(default_data_dir())
+        path = store_location()
     except ValueError as exc:     # a store URL this build cannot use: said once in the log
         path = f"<{exc}>"
         if path not in _UNUSABLE_LOGGED:
@@ -575,7 +575,7 @@ def restore_from_url() -> Run | None:
                 run, greeting = _live_copy(requested, store, run)   # its live actor's copy, on Ray
                 # The stored run's signature: a live actor's newer copy is saved by the next script run.
                 sp = SessionPersist(requested, saved_signature=saved_signature)
-                sp.status.succeeded(saved, at=store.path_for(requested).stat().st_mtime,
+                sp.status.succeeded(saved, at=store.saved_at(requested),
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 st.session_state[SESSION_KEY] = sp
