@@ -37,7 +37,7 @@ from ray import exceptions as ray_errors
 
 from playground.runs import trainers
 from playground.runs.run import Run
-from playground.runs.store import RunStore, is_valid_run_id
+from playground.runs.store import is_valid_run_id, open_store
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class RunActor:
         self.slot = trainers._Slot(trainers._Worker._placed(trainers.unpack(payload)))
         self.worker.slots[SLOT] = self.slot
         self.run_id, self.idle_seconds = run_id, float(idle_seconds)
-        self.store = RunStore(store_dir) if (run_id and store_dir) else None
+        self.store = open_store(store_dir) if (run_id and store_dir) else None
         self.leases: set[str] = set()
         self.lease_lock = threading.Lock()
         self.called_at = time.monotonic()
@@ -389,9 +389,9 @@ class RayPool(trainers.TrainerPool):
 
 
 def _default_store_dir() -> str | None:
-    from playground.runs.store import default_data_dir
+    from playground.runs.store import store_location
     try:
-        return str(default_data_dir())
+        return store_location()     # a directory, or an s3:// URL every node opens itself
     except ValueError:
         return None
 

@@ -17,6 +17,7 @@ SaveStatus says where; the session follows). Both lines of training are kept.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import threading
 import time
@@ -25,48 +26,34 @@ from dataclasses import dataclass, field
 # Its exit hook runs this module's save_all_at_exit before it stops the workers (see the end).
 from playground.runs import trainers
 from playground.runs.run import Run
-from playground.runs.store import RunChanged, RunStore, SaveThrottle, default_data_dir, new_run_id
+from playground.runs.store import RunChanged, RunStore, SaveThrottle, new_run_id, open_store, store_location
 
 log = logging.getLogger(__name__)
 
 # While training: how much a crash can lose, against the cost of a save (a trainer clone in the
 # script thread, then compressing the checkpoint in the save thread).
 AUTOSAVE_SECONDS = 10.0
-
 SWEEP_SECONDS = 1.0           # how often the sweeper looks at the live sessions
-
 IDLE_SECONDS = 3.0            # no tick for this long: a training tab is throttled, or gone
-
 RELEASE_SECONDS = 120.0       # no script run for this long: the trainer is released (saved first)
-
 FORGET_SECONDS = 600.0        # a saved session idle this long leaves the registry (it re-joins on use)
-
 LOCK_WAIT_SECONDS = 3.0       # sweeper, reload and exit wait this long for a tick to finish
-
 PRUNE_EVERY_SECONDS = 3600.0
 
 
 # ---------------------------------------------------------------- shared by every session of the process
 _UNUSABLE_LOGGED: set[str] = set()
-
-
-_STORES: dict[str, RunStore] = {}
-_STORES_GUARD = threading.Lock()
-
-
-def _store_at(path: str) -> RunStore:
-    # One per directory and process: holds no user data, only the path and the directory lock.
-    with _STORES_GUARD:
-        if path not in _STORES:
-            _STORES[path] = RunStore(path)
-        return _STORES[path]
+@functools.lru_cache(maxsize=None)
+def _store_at(location: str) -> RunStore:
+    # One per location and process: holds no user data, only the location and the directory lock.
+    return open_store(location)     # a RunStore, or an ObjectRunStore for an s3:// URL
 
 
 def get_store() -> RunStore | None:
     """The RunStore in the data dir ($RNN_PLAYGROUND_STORE_URL or $RNN_PLAYGROUND_DATA_DIR if set),
     or None if it is unusable."""
     try:
-        path = str(default_data_dir())
+        path = store_location()
     except ValueError as exc:     # a store URL this build cannot use: said once in the log
         path = f"<{exc}>"
         if path not in _UNUSABLE_LOGGED:

@@ -32,9 +32,9 @@ except ImportError:   # Windows: no flock; one server process per data directory
     fcntl = None
 
 ENV_DATA_DIR = "RNN_PLAYGROUND_DATA_DIR"
-# Where every UI replica and Ray actor finds the runs, as a URL: file:///srv/runs (or a plain path).
-# Wins over RNN_PLAYGROUND_DATA_DIR. Object stores (s3://, gs://) are reached through a directory
-# every node mounts (docs/scaling.md): the store needs rename and flock, which they do not give.
+# Where every UI replica and Ray actor finds the runs, as a URL: file:///srv/runs (or a plain path),
+# or s3://bucket/prefix (an S3-compatible bucket: object_store.ObjectRunStore, docs/scaling.md).
+# Wins over RNN_PLAYGROUND_DATA_DIR.
 ENV_STORE_URL = "RNN_PLAYGROUND_STORE_URL"
 ENV_MAX_AGE_DAYS = "RNN_PLAYGROUND_MAX_AGE_DAYS"
 ENV_MAX_TOTAL_MB = "RNN_PLAYGROUND_MAX_TOTAL_MB"
@@ -79,6 +79,10 @@ def _check_run_id(run_id: object) -> str:
     return run_id  # type: ignore[return-value]
 
 
+def _is_bucket_url(location: object) -> bool:
+    return isinstance(location, str) and location.strip().lower().startswith("s3://")
+
+
 def path_from_url(url: str) -> Path:
     """The directory a store URL names: ``file:///abs/path``, ``file://localhost/abs/path`` or a
     plain path. Another scheme raises ValueError with a sentence saying what to use instead."""
@@ -90,10 +94,34 @@ def path_from_url(url: str) -> Path:
             raise ValueError(f"{ENV_STORE_URL}: a file:// URL must name a directory on this machine, got "
                              f"host {parts.netloc!r}")
         return Path(unquote(parts.path))
+    if _is_bucket_url(text):
+        raise ValueError(f"{ENV_STORE_URL}: {parts.scheme}://{parts.hostname or ''} is a bucket, not a directory "
+                         "(store.open_store opens it)")
     if "://" in text:
-        raise ValueError(f"{ENV_STORE_URL}: runs are stored in a directory (file:///path); for a {parts.scheme}:// "
-                         "location, mount it as a directory on every machine and give that path")
+        raise ValueError(f"{ENV_STORE_URL}: runs are stored in a directory (file:///path) or an S3-compatible "
+                         f"bucket (s3://bucket/prefix); for a {parts.scheme}:// location, mount it as a directory "
+                         "on every machine and give that path")
     return Path(text).expanduser()
+
+
+def store_location() -> str:
+    """Where the runs are: $RNN_PLAYGROUND_STORE_URL when it is an s3:// URL (checked: ValueError
+    with a sentence if it is not a usable one), else the directory of ``default_data_dir()``."""
+    url = os.environ.get(ENV_STORE_URL, "").strip()
+    if _is_bucket_url(url):
+        from playground.runs.object_store import parse_url
+        parse_url(url)
+        return url
+    return str(default_data_dir())
+
+
+def open_store(location: str | os.PathLike[str]):
+    """The store at ``location`` (what ``store_location`` returns): an ObjectRunStore for an s3:// URL
+    (boto3 is imported then, and only then), else a RunStore in that directory."""
+    if _is_bucket_url(location):
+        from playground.runs.object_store import ObjectRunStore
+        return ObjectRunStore(location)
+    return RunStore(location)
 
 
 def default_data_dir(platform: str | None = None) -> Path:
@@ -308,6 +336,13 @@ class RunStore:
         """The stored run's version, None if there is none."""
         try:
             return _version_of(os.stat(self.path_for(run_id), follow_symlinks=False))
+        except FileNotFoundError:
+            return None
+
+    def saved_at(self, run_id: str) -> float | None:
+        """When the run was last written (seconds since the epoch), None if there is no such run."""
+        try:
+            return os.stat(self.path_for(run_id), follow_symlinks=False).st_mtime
         except FileNotFoundError:
             return None
 

@@ -148,7 +148,7 @@ def restore_from_url() -> Run | None:
                 run, greeting = _live_copy(requested, store, run)   # its live actor's copy, on Ray
                 # The stored run's signature: a live actor's newer copy is saved by the next script run.
                 sp = SessionPersist(requested, saved_signature=saved_signature)
-                sp.status.succeeded(saved, at=store.path_for(requested).stat().st_mtime,
+                sp.status.succeeded(saved, at=store.saved_at(requested),
                                     run_id=requested)
                 sp.status.version = version      # what this session continues from
                 app().persist = sp
