@@ -3,11 +3,11 @@ import time
 
 import streamlit as st
 
+from playground.escape import markdown_text
+from playground.session import app_state, state
 from playground.views import backprop_view as bv
 from playground.views import bptt_player as bp
 from playground.views import style, weight_figures
-from playground.session import app_state, state
-from playground.escape import markdown_text
 from playground.views.textviews import visible_char, visible_chars
 
 ss = st.session_state

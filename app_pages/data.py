@@ -5,9 +5,9 @@ this text now") starts a fresh model on it.
 """
 import streamlit as st
 
-from playground.session import app_state, state, uploads
-from playground.runs.run import builtin_problem
 from playground.escape import markdown_text
+from playground.runs.run import builtin_problem
+from playground.session import app_state, state, uploads
 from playground.views.textviews import count, reveal_invisible, visible_chars
 from rnn_core.corpora import BUILTIN_CORPORA, MAX_UPLOAD_BYTES, corpus_summary, load_builtin
 from rnn_core.limits import MAX_CORPUS_CHARS, MAX_UPLOAD_MB

@@ -5,11 +5,10 @@ from typing import NamedTuple
 
 import streamlit as st
 
-from playground.runs import saver, watch
-from playground.session import persist
-from playground.views import qr
-from playground.session import app_state, state, uploads
 from playground.escape import markdown_text
+from playground.runs import saver, watch
+from playground.session import app_state, persist, state, uploads
+from playground.views import qr
 from playground.views.textviews import count
 
 ss = st.session_state
@@ -85,7 +84,7 @@ st.caption("Your run is kept on this server and comes back after a reload. Downl
 def private_link_section() -> None:
     st.subheader("Your run's link")
     with st.container(border=True):
-        # A save queued a moment ago (Pause, Step) takes ~0.3 s: show its outcome rather than the previous one.
+        # A save queued a moment ago (Pause, Step) is written in a moment: show its outcome, not the previous one.
         saver.wait_for_saves(persist.run_id(), timeout=3.0)
         link = persist.run_link(state.app_base_url())    # only once a save under this id has been written
         store = saver.get_store()

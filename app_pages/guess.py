@@ -3,9 +3,9 @@ import random
 
 import streamlit as st
 
-from playground.views import analysis, game, textviews
-from playground.session import state
 from playground.escape import html_text, markdown_text
+from playground.session import state
+from playground.views import analysis, game, textviews
 
 PASSAGE_CHARS = 400
 

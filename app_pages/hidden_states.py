@@ -6,9 +6,9 @@ import zlib
 
 import streamlit as st
 
-from playground.views import analysis, hidden_figures, prediction_figures, textviews
-from playground.session import state
 from playground.escape import markdown_text
+from playground.session import state
+from playground.views import analysis, hidden_figures, prediction_figures, textviews
 
 MAX_CHARS = 2000          # characters read per text (forward pass + per-character HTML stay quick)
 HEATMAP_WINDOW = 120      # characters per heatmap view: more and the tick labels run together

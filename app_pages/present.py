@@ -4,9 +4,9 @@ large type, the controls as big buttons. The sidebar (and its live tick) is stil
 its shortcuts keep working."""
 import streamlit as st
 
-from playground.views import analysis, loss_chart, style, textviews
-from playground.session import app_state, state
 from playground.escape import html_text
+from playground.session import app_state, state
+from playground.views import analysis, loss_chart, style, textviews
 
 ss = st.session_state
 app = app_state.app()

@@ -1,9 +1,9 @@
 """Sample: let the network write, optionally after a prime of your own, at a chosen temperature."""
 import streamlit as st
 
-from playground.views import analysis, prediction_figures, textviews
-from playground.session import state
 from playground.escape import html_text, markdown_text
+from playground.session import state
+from playground.views import analysis, prediction_figures, textviews
 from rnn_core.limits import MAX_SAMPLE_LENGTH
 
 # Log-spaced from 0.1 to 3 (each step about x1.2-1.5), with 1.0 exactly on the scale.

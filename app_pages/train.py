@@ -3,12 +3,12 @@ import math
 
 import streamlit as st
 
-from playground.views import compare, hidden_figures, loss_chart, loss_units
+from playground.escape import markdown_text
+from playground.runs.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from playground.session import app_state, experiment, state, timeline_ui
 from playground.session.app_state import LOSS_UNIT_KEY, SMOOTHING_KEY, draft_key
-from playground.escape import markdown_text
+from playground.views import compare, hidden_figures, loss_chart, loss_units
 from playground.views.textviews import count, reveal_invisible
-from playground.runs.run import BUILTIN_LABELS, SAMPLE_LENGTH, SAMPLE_SECONDS, window_chars
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.optim import OPTIMIZERS
 

@@ -29,8 +29,8 @@ import time
 import numpy as np
 
 from playground.runs import timeline as tl
-from playground.views import timeline_view as tv
 from playground.runs.run import PRESETS, Run
+from playground.views import timeline_view as tv
 
 BUDGET_MB = tl.BUDGET_BYTES / 1e6
 

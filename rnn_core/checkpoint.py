@@ -101,8 +101,8 @@ def save_checkpoint(file, trainer: Trainer, vocab: Vocab, app_state: np.ndarray 
     _write_npz(file, arrays)
 
 
-# Deflate at level 1, not np.savez_compressed's 6: several times faster for a file ~10% larger (the
-# app saves a training run every few seconds). Any .npz reader opens it.
+# Deflate at level 1, not np.savez_compressed's 6: much faster for a slightly larger file (the app
+# saves a training run every few seconds; bench.costs measures both). Any .npz reader opens it.
 COMPRESS_LEVEL = 1
 
 

@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground.runs import saver
-from playground.session import uploads
 from playground.runs.run import Run, RunConfig
+from playground.session import uploads
 from rnn_core import PARAM_NAMES
 from rnn_core.corpora import MAX_UPLOAD_BYTES, corpus_summary
 

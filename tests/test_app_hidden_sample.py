@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from playground.views import analysis
 from playground.runs.run import Run, RunConfig
+from playground.views import analysis
 
 HIDDEN = "app_pages/hidden_states.py"
 SAMPLE = "app_pages/sample.py"

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from playground.views import game
 from playground.escape import markdown_text
 from playground.runs.run import Run, RunConfig
+from playground.views import game
 from playground.views.textviews import visible_chars
 
 LINE = "<img src=x onerror=alert(1)> [x](http://e) :red[x] a@b.co www.e.com $x$ *b* `c` ~d~ #e |f|\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.views import timeline_view as tv
 from playground.runs.run import Run, RunConfig
+from playground.views import timeline_view as tv
 from playground.views.textviews import reveal_invisible
 
 DASHBOARD = str(Path(__file__).resolve().parent.parent / "dashboard.py")

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from playground.runs.run import Run, RunConfig, window_chars
 from playground.views import backprop_view as bv
 from playground.views import weight_figures
-from playground.runs.run import Run, RunConfig, window_chars
 from rnn_core import PARAM_NAMES
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 20

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_core import DivergenceError, Trainer, load_checkpoint
-from rnn_core import cli
+from rnn_core import DivergenceError, Trainer, cli, load_checkpoint
 from rnn_core.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

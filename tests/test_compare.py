@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from playground.views import compare, loss_chart, style
 from playground.runs.run import Run, RunConfig
+from playground.views import compare, loss_chart, style
 
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40
 

@@ -6,8 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from rnn_core import (OPTIMIZERS, Vocab, checkpoint_bytes, load_checkpoint, load_checkpoint_bytes,
-                      save_checkpoint)
+from rnn_core import OPTIMIZERS, Vocab, checkpoint_bytes, load_checkpoint, load_checkpoint_bytes, save_checkpoint
 
 TEXT = "We sail at dawn; the tide turns at six. Ship's log, day 3: calm seas, fair wind.\n" * 3
 VAL_TEXT = "the wind turns at dawn; calm seas.\n"

@@ -10,8 +10,15 @@ import re
 import numpy as np
 import pytest
 
-from rnn_core import (DivergenceError, Trainer, VanillaRNN, Vocab, checkpoint_bytes, load_checkpoint,
-                      load_checkpoint_bytes)
+from rnn_core import (
+    DivergenceError,
+    Trainer,
+    VanillaRNN,
+    Vocab,
+    checkpoint_bytes,
+    load_checkpoint,
+    load_checkpoint_bytes,
+)
 from rnn_core.trainer import HISTORY_COLUMNS
 
 TEXT = "abcd dcba " * 10     # 100 characters, vocabulary of 5

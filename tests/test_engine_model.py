@@ -271,6 +271,7 @@ def test_sampling_is_reproducible_and_empty_for_length_zero():
 
 def test_a_pickled_model_keeps_its_parameters_as_views_of_one_flat_vector():
     import pickle
+
     from rnn_core import PARAM_NAMES, VanillaRNN
     model = VanillaRNN(vocab_size=5, hidden_size=4, seed=3)
     copy = pickle.loads(pickle.dumps(model))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.views import compare, loss_chart
-from playground.runs import saver
 from playground.escape import chart_label, html_text, markdown_text
+from playground.runs import saver
 from playground.runs.run import Run, RunConfig
 from playground.runs.store import RunStore, new_run_id
+from playground.views import compare, loss_chart
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
 FILES, TRAIN = "app_pages/files.py", "app_pages/train.py"

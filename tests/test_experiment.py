@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from playground.runs.run import RunConfig
 from playground.session import experiment
 from playground.views.loss_chart import CLASSIC_SMOOTHING
-from playground.runs.run import RunConfig
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 
@@ -129,6 +129,7 @@ def test_presenter_mode_is_one_screen_with_big_controls_and_no_navigation():
 
 def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_current_weights():
     import re
+
     from playground.views import analysis
     at = open_link({"present": "1"})
     at.button(key="present_step").click().run()
@@ -149,6 +150,7 @@ def test_presenter_mode_colours_the_sample_by_a_chosen_hidden_unit_of_the_curren
 
 def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
     import numpy as np
+
     from playground.views import loss_chart, style
     it = np.arange(1, 200)
     loss = 100 - np.log(it)

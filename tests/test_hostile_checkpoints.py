@@ -14,13 +14,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from playground.runs import saver
-from playground.session import uploads
 from playground.runs.run import MAX_SAMPLES_KEPT, Run, RunConfig
 from playground.runs.store import RunStore, new_run_id
+from playground.session import uploads
 from rnn_core import checkpoint_bytes, load_checkpoint, load_checkpoint_bytes
 from rnn_core.checkpoint import MAX_ENTRIES, MOST_ENTRIES
-from rnn_core.limits import (MAX_CORPUS_CHARS, MAX_ITERATION, MAX_LABEL_LENGTH, MAX_METADATA_CHARS,
-                             MAX_SAMPLE_LENGTH, MAX_SEED, MAX_VOCAB_SIZE)
+from rnn_core.limits import (
+    MAX_CORPUS_CHARS,
+    MAX_ITERATION,
+    MAX_LABEL_LENGTH,
+    MAX_METADATA_CHARS,
+    MAX_SAMPLE_LENGTH,
+    MAX_SEED,
+    MAX_VOCAB_SIZE,
+)
 
 DASHBOARD = str(pathlib.Path(__file__).resolve().parents[1] / "dashboard.py")
 POEM = "roses are red, violets are blue,\nsugar is sweet and so are you.\n" * 40

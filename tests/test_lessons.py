@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.session import lessons
 from playground.runs.run import Run, RunConfig
+from playground.session import lessons
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 200

@@ -229,8 +229,9 @@ def test_opening_a_link_attaches_to_its_live_actor_or_says_the_actor_died(cluste
     """persist.restore_from_url's step on a Ray cluster: a live actor is joined (training on), a
     marker without an actor gives the restarted-worker sentence with the last save's iteration."""
     import streamlit as st
-    from playground.session import persist
+
     from playground.runs.run import Run
+    from playground.session import persist
     monkeypatch.setattr(trainers, "get_pool", lambda: pool)
     owner = pool.handle(small_run())
     live_id = new_run_id()

@@ -17,7 +17,6 @@ from playground.runs.store import (
     default_data_dir,
     is_valid_run_id,
     new_run_id,
-    should_autosave,
 )
 
 NOW = 1_800_000_000.0  # a fixed "current time" so ages are exact
@@ -74,7 +73,7 @@ def test_new_run_ids_are_valid_and_distinct():
 ])
 def test_invalid_run_ids_are_rejected_everywhere(run_store, tmp_path, bad):
     assert not is_valid_run_id(bad)
-    for call in (run_store.load, run_store.exists, run_store.delete, run_store.path_for):
+    for call in (run_store.load, run_store.version, run_store.delete, run_store.path_for):
         with pytest.raises(ValueError, match="run_id"):
             call(bad)
     with pytest.raises(ValueError, match="run_id"):
@@ -95,11 +94,11 @@ def test_valid_run_id_charset_and_length():
 def test_round_trip_overwrite_and_delete(run_store):
     run_id = new_run_id()
     assert run_store.load(run_id) is None
-    assert not run_store.exists(run_id)
+    assert run_store.version(run_id) is None
 
     path = run_store.save(run_id, b"\x00first\xff")
     assert path == run_store.data_dir / f"{run_id}.npz"
-    assert run_store.exists(run_id)
+    assert run_store.version(run_id) is not None
     assert run_store.load(run_id) == b"\x00first\xff"
 
     run_store.save(run_id, bytearray(b"second"))
@@ -457,20 +456,27 @@ def test_prune_concurrent_with_saves_from_other_store_instances(tmp_path):
 
 # ---- autosave throttle ----------------------------------------------------------------------------
 
-def test_should_autosave():
-    assert should_autosave(None, 0.0)
-    assert not should_autosave(100.0, 129.9)
-    assert should_autosave(100.0, 130.0)
-    assert should_autosave(100.0, 50.0)  # clock went backwards: save rather than stall
-    assert not should_autosave(100.0, 104.0, interval=5)
-    assert should_autosave(100.0, 105.0, interval=5)
+def saved_at(last_saved_at, interval=30.0) -> SaveThrottle:
+    throttle = SaveThrottle(interval)
+    if last_saved_at is not None:
+        throttle.mark_saved(now=last_saved_at)
+    return throttle
+
+
+def test_save_throttle_is_due_when_never_saved_after_the_interval_and_when_the_clock_went_back():
+    assert saved_at(None).due(now=0.0)
+    assert not saved_at(100.0).due(now=129.9)
+    assert saved_at(100.0).due(now=130.0)
+    assert saved_at(100.0).due(now=50.0)  # clock went backwards: save rather than stall
+    assert not saved_at(100.0, interval=5).due(now=104.0)
+    assert saved_at(100.0, interval=5).due(now=105.0)
     with pytest.raises(ValueError, match="interval"):
-        should_autosave(None, 0.0, interval=0)
+        saved_at(None, interval=0)
 
 
 def test_save_throttle_with_injected_clock():
     clock_now = [1000.0]
-    throttle = SaveThrottle(clock=lambda: clock_now[0])
+    throttle = SaveThrottle(30.0, clock=lambda: clock_now[0])
     assert throttle.interval_seconds == 30
     assert throttle.due()  # never saved
 

@@ -102,8 +102,8 @@ def test_count_agrees_with_its_number(n, expected):
 
 
 def test_the_guess_page_shows_an_override_in_its_passage_by_name(open_page):
-    from playground.views import game
     from playground.runs.run import Run, RunConfig
+    from playground.views import game
 
     text = "To be, or not to be: \u202ethat is the question.\n" * 40
     at = open_page("app_pages/guess.py")

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from playground.views import loss_chart
 from playground.runs import timeline as tl
-from playground.views import timeline_view as tv
 from playground.runs.run import Run, RunConfig
+from playground.views import loss_chart
+from playground.views import timeline_view as tv
 from rnn_core import VanillaRNN
 from rnn_core.checkpoint import MAX_APP_STATE_VALUES
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground.runs import watch, saver
+from playground.runs import saver, watch
 from playground.runs.run import RunConfig
 from playground.runs.store import RunStore, new_run_id
 from playground.runs.trainers import TrainerPool

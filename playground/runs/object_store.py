@@ -27,10 +27,23 @@ import time
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from playground.runs.store import (ACTOR_SUFFIX, ENV_MAX_AGE_DAYS, ENV_MAX_TOTAL_MB, ENV_STORE_URL,
-                                   DEFAULT_MAX_AGE_SECONDS, DEFAULT_MAX_TOTAL_BYTES, RUN_FILE_SUFFIX,
-                                   WATCH_SUFFIX, WATCHING_SUFFIX, RunChanged, RunInfo, _check_run_id,
-                                   _setting, is_valid_run_id, new_run_id)
+from playground.runs.store import (
+    ACTOR_SUFFIX,
+    DEFAULT_MAX_AGE_SECONDS,
+    DEFAULT_MAX_TOTAL_BYTES,
+    ENV_MAX_AGE_DAYS,
+    ENV_MAX_TOTAL_MB,
+    ENV_STORE_URL,
+    RUN_FILE_SUFFIX,
+    WATCH_SUFFIX,
+    WATCHING_SUFFIX,
+    RunChanged,
+    RunInfo,
+    _check_run_id,
+    _setting,
+    is_valid_run_id,
+    new_run_id,
+)
 
 SCHEME = "s3"
 PAGE_SIZE = 1000                 # list_objects_v2's own maximum
@@ -232,9 +245,6 @@ class ObjectRunStore:
         """When the run was last written (seconds since the epoch), None if there is no such run."""
         head = self._head(self._run_key(run_id))
         return None if head is None else head["LastModified"].timestamp()
-
-    def exists(self, run_id: str) -> bool:
-        return self._head(self._run_key(run_id)) is not None
 
     def delete(self, run_id: str) -> bool:
         """Remove the run (and its watch link and actor marker); True if there was a run to remove

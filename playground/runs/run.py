@@ -14,15 +14,22 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from playground.runs import timeline as tl
 from rnn_core import DivergenceError, Trainer, VanillaRNN, Vocab, checkpoint_bytes, load_checkpoint_bytes
 from rnn_core.corpora import BUILTIN_CORPORA, load_builtin, train_val_split, validate_corpus
-from rnn_core.limits import (MAX_BATCH_SIZE, MAX_CLIP, MAX_HIDDEN_SIZE, MAX_LEARNING_RATE, MAX_SEQ_LENGTH,
-                             MIN_LEARNING_RATE, check_float, check_int)
+from rnn_core.limits import (
+    MAX_BATCH_SIZE,
+    MAX_CLIP,
+    MAX_HIDDEN_SIZE,
+    MAX_LEARNING_RATE,
+    MAX_SEQ_LENGTH,
+    MIN_LEARNING_RATE,
+    check_float,
+    check_int,
+)
 from rnn_core.optim import OPTIMIZERS
 from rnn_core.run_metadata import MAX_SAMPLES_KEPT, read_run_metadata, write_run_metadata
 from rnn_core.trainer import bits_per_char, untrained_loss
-
-from playground.runs import timeline as tl
 
 # A loss this many times the untrained loss (uniform guess) counts as exploding: the short running
 # average of the losses (weight EXPLODE_WEIGHT on the newest chunk's), not one window's loss, which
@@ -33,7 +40,7 @@ BUILTIN_LABELS = {"hello": "Hello (toy)", "shakespeare": "Shakespeare", "python"
 SAMPLE_LENGTH = 200          # characters per periodic sample, as in min-char-rnn
 SNAPSHOT_SECONDS = 2.0       # how often the guard keeps a known-good copy while training
 CHUNK_SECONDS = 0.01         # steps per chunk: about this much training between clock readings
-VALIDATE_SECONDS = 4.0       # validation loss at most this often while training (it costs ~30 ms)
+VALIDATE_SECONDS = 4.0       # validation loss at most this often while training (it costs many steps: bench.costs)
 SAMPLE_SECONDS = 0.5         # periodic samples at most this often: at 2,000 it/s "every 100" would
                              # spend 6% of the time sampling text nobody can read that fast
 

@@ -1,8 +1,8 @@
 """Saving runs to the run store, for every session of this process: the save thread, the live
 sessions' records, the sweeper, the exit hook.
 
-A save takes a consistent snapshot under the session's run lock (a trainer clone, ~10 ms) and leaves
-the slow part (compressing ~1 MB, writing) to one background thread, so Pause answers at once. That
+A save takes a consistent snapshot under the session's run lock (a trainer clone) and leaves the
+slow part (compressing the checkpoint, writing) to one background thread, so Pause answers at once. That
 thread reports through a SaveStatus the session reads. Each session that ran a script recently has a
 SessionPersist record here (``register``): its run, handle, lock and store, mirrored from the session
 by playground.session.persist, so the sweeper and the exit hook save it without touching the

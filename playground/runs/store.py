@@ -41,7 +41,6 @@ ENV_MAX_TOTAL_MB = "RNN_PLAYGROUND_MAX_TOTAL_MB"
 
 DEFAULT_MAX_AGE_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_TOTAL_BYTES = 500 * 2**20
-DEFAULT_AUTOSAVE_INTERVAL = 30.0
 # A temp file this old cannot belong to a save in progress (a save writes one file and returns).
 STALE_TEMP_SECONDS = 3600.0
 
@@ -346,10 +345,6 @@ class RunStore:
         except FileNotFoundError:
             return None
 
-    def exists(self, run_id: str) -> bool:
-        """True if a run file exists for this id (invalid id -> ValueError)."""
-        return self.path_for(run_id).is_file()
-
     def delete(self, run_id: str) -> bool:
         """Remove the run (and its watch link); True if a file was removed, False if there was none."""
         path = self.path_for(run_id)
@@ -523,18 +518,6 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
-def should_autosave(
-    last_saved_at: float | None, now: float, interval: float = DEFAULT_AUTOSAVE_INTERVAL
-) -> bool:
-    """True if a save is due: never saved yet, ``interval`` seconds passed, or the clock went back."""
-    interval = _positive_float("interval", interval, "seconds")
-    if last_saved_at is None:
-        return True
-    elapsed = now - last_saved_at
-    # A clock that jumped backwards would otherwise suppress saves until it caught up again.
-    return elapsed < 0 or elapsed >= interval
-
-
 class SaveThrottle:
     """Tracks when the run was last saved, so training saves at least every ``interval_seconds``.
 
@@ -542,15 +525,19 @@ class SaveThrottle:
     training, saves whenever ``due()`` is True. ``clock`` is injectable so tests need no sleep.
     """
 
-    def __init__(self, interval_seconds: float = DEFAULT_AUTOSAVE_INTERVAL, clock=time.monotonic):
+    def __init__(self, interval_seconds: float, clock=time.monotonic):
         self.interval_seconds = _positive_float("interval_seconds", interval_seconds, "seconds")
         self._clock = clock
         self.last_saved_at: float | None = None
 
     def due(self, now: float | None = None) -> bool:
-        """True if an autosave should happen now."""
+        """True if an autosave should happen now: never saved yet, ``interval_seconds`` passed, or
+        the clock went back (which would otherwise suppress saves until it caught up again)."""
         now = self._clock() if now is None else now
-        return should_autosave(self.last_saved_at, now, self.interval_seconds)
+        if self.last_saved_at is None:
+            return True
+        elapsed = now - self.last_saved_at
+        return elapsed < 0 or elapsed >= self.interval_seconds
 
     def mark_saved(self, now: float | None = None) -> None:
         """Record that a save just happened (any reason: pause, reset or autosave)."""

@@ -31,7 +31,7 @@ import numpy as np
 from rnn_core import Trainer, VanillaRNN
 from rnn_core.checkpoint import check_rng_state
 from rnn_core.history import BoundedHistory
-from rnn_core.limits import (MAX_CHARS_SEEN, MAX_CLIP, MAX_ITERATION, MAX_LEARNING_RATE, MIN_LEARNING_RATE)
+from rnn_core.limits import MAX_CHARS_SEEN, MAX_CLIP, MAX_ITERATION, MAX_LEARNING_RATE, MIN_LEARNING_RATE
 from rnn_core.model import PARAM_NAMES
 from rnn_core.optim import OPTIMIZER_SLOTS, OPTIMIZERS, make_optimizer
 

@@ -376,6 +376,7 @@ def _key_of(slots: dict[str, _Slot], slot: _Slot) -> str | None:
 def worker_main(conn) -> None:
     """Entry point of a worker process."""
     import playground  # noqa: F401  (caps BLAS threads: one core per worker)
+
     # Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group; the
     # server saves every run from its worker before it exits, so a worker outlives those signals
     # and ends when the server closes its pipe.

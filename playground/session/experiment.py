@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Mapping
 from urllib.parse import urlencode
 
+from playground.runs.run import RunConfig
 from playground.views.loss_chart import CLASSIC_SMOOTHING
 from playground.views.loss_units import UNITS
-from playground.runs.run import RunConfig
 from rnn_core.corpora import BUILTIN_CORPORA
 from rnn_core.limits import MAX_LEARNING_RATE, MAX_SEQ_LENGTH, MIN_LEARNING_RATE
 from rnn_core.optim import OPTIMIZERS

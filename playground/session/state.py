@@ -16,15 +16,25 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from playground.views import compare, loss_chart
-from playground.session import experiment
-from playground.runs import saver, trainers, watch
-from playground.session import persist
-from playground.session.app_state import (DEFAULT_LOSS_UNIT, STOP_AT_KEY, adopt_text, app, default_chart_view,
-                                          default_drafts, draft_config, flash, load_draft, set_chart_view, set_draft,
-                                          stop_at)
 from playground.escape import markdown_text
+from playground.runs import saver, trainers, watch
 from playground.runs.run import PRESETS, Run, RunConfig, builtin_run_or_fallback
+from playground.session import experiment, persist
+from playground.session.app_state import (
+    DEFAULT_LOSS_UNIT,
+    STOP_AT_KEY,
+    adopt_text,
+    app,
+    default_chart_view,
+    default_drafts,
+    draft_config,
+    flash,
+    load_draft,
+    set_chart_view,
+    set_draft,
+    stop_at,
+)
+from playground.views import compare, loss_chart
 
 # The worker trains on its own; a tick only asks it for progress (a round trip of a few ms).
 # Each tick also costs every open browser tab a fragment rerun in Streamlit's frontend, far more CPU
@@ -217,8 +227,7 @@ def _survive(call, fallback):
 
 def adopt_run(run: Run) -> None:
     """Make ``run`` the session's run (a loaded checkpoint): paused, its settings in the widgets,
-    its text as the custom text when it is not a built-in corpus, and saved. Session logic, so here
-    and not in persist (which knows bytes, ids and the store, and never imports this module)."""
+    its text as the custom text when it is not a built-in corpus, and saved."""
     app().running = False
     trainer().replace(run)
     _show(run)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from playground.runs.run import Run
 from playground.session import app_state, state
 from playground.views import timeline_view as tv
-from playground.runs.run import Run
 from playground.views.textviews import reveal_invisible
 
 PLAY_SECONDS = 0.8           # per snapshot while playing: 13 snapshots in about ten seconds

@@ -301,7 +301,7 @@ def phase_equations_latex(phase: str) -> str:
 
 
 # ---------------------------------------------------------------- figures
-def _style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = PLAYER_HEIGHT) -> go.Figure:
+def _player_style(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = PLAYER_HEIGHT) -> go.Figure:
     fig.update_layout(plot_bgcolor="white", height=height, margin=MARGIN, font=FONT,
                       title=dict(text=title, x=0.01, xanchor="left", font=dict(size=17)),
                       hoverlabel=dict(font_family="monospace", font_size=15),
@@ -335,7 +335,7 @@ def _unit_heatmap(values: np.ndarray, chars: str, t: int | None, *, name: str, t
     labels = visible_chars(chars)
     hover_chars = np.tile(np.array([chart_label(c) for c in labels], dtype=object), (shown, 1))
     more = f" (first {shown} of {H} units)" if shown < H else ""
-    fig = _style(go.Figure(), title + more, "time step t (input character)", "hidden unit")
+    fig = _player_style(go.Figure(), title + more, "time step t (input character)", "hidden unit")
     zmax = zmax if zmax > 0 and math.isfinite(zmax) else 1.0
     fig.add_trace(go.Heatmap(
         z=values[:, :shown].T, x=np.arange(T), y=np.arange(shown), customdata=hover_chars,
@@ -380,7 +380,7 @@ def loss_figure(frame: Frame, chars: str) -> go.Figure:
     T = frame.length
     labels = visible_chars(chars)
     custom = [chart_label(c) for c in labels]
-    fig = _style(go.Figure(), f"Loss adding up: L = {frame.loss_so_far:.3f} nats so far",
+    fig = _player_style(go.Figure(), f"Loss adding up: L = {frame.loss_so_far:.3f} nats so far",
                  "time step t (input character)", "lossₜ = −ln pₜ[target] (nats)", height=300)
     t = np.arange(T)
     colours = [VAL_COLOUR if (s == frame.t and frame.phase == "forward") else MAIN_COLOUR for s in range(T)]
@@ -406,7 +406,7 @@ def flow_figure(frame: Frame, chars: str) -> go.Figure:
     _check_chars(frame, chars)
     T = frame.length
     labels = visible_chars(chars)
-    fig = _style(go.Figure(), "Backward: norms of what reaches hₜ",
+    fig = _player_style(go.Figure(), "Backward: norms of what reaches hₜ",
                  "time step t (input character)", "norm (log scale)", height=300)
     # Short legend names; the hover says what each one is.
     series = (("from output", frame.from_output, RAW_COLOUR, "W_hyᵀ dy_t‖: from the output"),
@@ -448,7 +448,7 @@ def grad_figure(frame: Frame, name: str, final: np.ndarray, vocab_chars: str) ->
     limit = float(np.max(np.abs(final))) if np.size(final) else 0.0
     limit = limit if limit > 0 and math.isfinite(limit) else 1.0
     visited = "none yet" if frame.phase == "forward" else f"steps {frame.length - 1} down to {frame.t}"
-    fig = _style(go.Figure(), f"Weight gradient d{name} = Σ of each step's term ({visited})",
+    fig = _player_style(go.Figure(), f"Weight gradient d{name} = Σ of each step's term ({visited})",
                  axes[0], axes[1], height=PLAYER_HEIGHT + 40)
     x = np.arange(c)
     y = np.arange(r)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.views.loss_chart import ComparedCurve, smoothed_series
 from playground.runs.run import Run
+from playground.views.loss_chart import ComparedCurve, smoothed_series
 
 MAX_KEPT = 5
 

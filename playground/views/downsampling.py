@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from playground.views.style import _as_1d, _check_positive_int, _same_length
+from playground.views.style import as_1d, check_positive_int, check_same_length
 
-def _check_max_points(max_points) -> int:
+
+def check_max_points(max_points) -> int:
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 4:
         raise ValueError(f"max_points must be an integer >= 4, got {max_points!r}")
     return int(max_points)
@@ -37,10 +38,10 @@ def downsample(x, y, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     cut into buckets and the min and the max of each bucket are kept (in x order),
     plus the first and the last point. Returns (x_small, y_small), both (M,), M <= max_points.
     """
-    max_points = _check_max_points(max_points)
-    x = _as_1d(x, "x")
-    y = _as_1d(y, "y")
-    _same_length(x, "x", y, "y")
+    max_points = check_max_points(max_points)
+    x = as_1d(x, "x")
+    y = as_1d(y, "y")
+    check_same_length(x, "x", y, "y")
     n = y.shape[0]
     if n <= max_points:
         return x.copy(), y.copy()
@@ -65,12 +66,12 @@ def min_max_band(x, y, max_buckets: int = 1000, *, y_max=None) -> tuple[np.ndarr
     points are themselves ranges (a thinned history's per-row min ``y`` and max ``y_max``):
     the band's minimum comes from y, its maximum from y_max.
     """
-    max_buckets = _check_positive_int(max_buckets, "max_buckets")
-    x = _as_1d(x, "x")
-    y = _as_1d(y, "y")
-    _same_length(x, "x", y, "y")
-    upper = y if y_max is None else _as_1d(y_max, "y_max")
-    _same_length(x, "x", upper, "y_max")
+    max_buckets = check_positive_int(max_buckets, "max_buckets")
+    x = as_1d(x, "x")
+    y = as_1d(y, "y")
+    check_same_length(x, "x", y, "y")
+    upper = y if y_max is None else as_1d(y_max, "y_max")
+    check_same_length(x, "x", upper, "y_max")
     if y.shape[0] == 0:
         empty = np.zeros(0)
         return empty, empty.copy(), empty.copy()

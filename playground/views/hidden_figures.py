@@ -16,11 +16,11 @@ from playground.views.style import (
     DIVERGING_COLORSCALE,
     HEATMAP_HEIGHT,
     MAIN_COLOUR,
-    _as_1d,
-    _char_ticks,
-    _empty_note,
-    _hover_safe,
-    _style,
+    apply_style,
+    as_1d,
+    char_ticks,
+    empty_note,
+    hover_safe,
 )
 
 # ---------------------------------------------------------------- hidden states
@@ -36,12 +36,12 @@ def hidden_heatmap(hs, chars: str | Sequence[str], *, title: str = "Hidden state
     if hs.ndim != 2:
         raise ValueError(f"hs must be 2-D (T, H), got shape {hs.shape}")
     T, H = hs.shape
-    labels = _char_ticks(chars, T)
+    labels = char_ticks(chars, T)
     fig = go.Figure()
-    _style(fig, title=title, height=HEATMAP_HEIGHT, x_title="time step t (input character)", y_title="hidden unit")
+    apply_style(fig, title=title, height=HEATMAP_HEIGHT, x_title="time step t (input character)", y_title="hidden unit")
     if T == 0 or H == 0:
-        return _empty_note(fig, "No hidden states to show")
-    hover_chars = np.tile(np.array([_hover_safe(c) for c in labels], dtype=object), (H, 1))
+        return empty_note(fig, "No hidden states to show")
+    hover_chars = np.tile(np.array([hover_safe(c) for c in labels], dtype=object), (H, 1))
     fig.add_trace(
         go.Heatmap(
             z=hs.T,
@@ -82,20 +82,20 @@ def state_trail_figure(coords, chars: str | Sequence[str], explained, *, groups:
     coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise ValueError(f"coords must have shape (T, 2), got {coords.shape}")
-    explained = _as_1d(explained, "explained")
+    explained = as_1d(explained, "explained")
     if explained.shape[0] != 2:
         raise ValueError(f"explained must hold 2 fractions, got {explained.shape[0]}")
     T = coords.shape[0]
-    labels = [_hover_safe(c) for c in _char_ticks(chars, T)]
+    labels = [hover_safe(c) for c in char_ticks(chars, T)]
     groups = ["all"] * T if groups is None else list(groups)
     if len(groups) != T:
         raise ValueError(f"groups must have one name per point ({T}), got {len(groups)}")
     fig = go.Figure()
-    _style(fig, title=title, height=HEATMAP_HEIGHT + 80,
+    apply_style(fig, title=title, height=HEATMAP_HEIGHT + 80,
            x_title=f"direction {directions[0]} ({explained[0]:.0%} of the variation)",
            y_title=f"direction {directions[1]} ({explained[1]:.0%} of the variation)")
     if T == 0:
-        return _empty_note(fig, "No hidden states to show")
+        return empty_note(fig, "No hidden states to show")
     fig.add_trace(go.Scatter(x=coords[:, 0], y=coords[:, 1], mode="lines", name="reading order",
                              line=dict(color="#d0d0d0", width=1), hoverinfo="skip"))
     for group in dict.fromkeys(groups):          # first-seen order
@@ -108,7 +108,7 @@ def state_trail_figure(coords, chars: str | Sequence[str], explained, *, groups:
             customdata=[[first_t + i, labels[i]] for i in idx],
             marker=dict(size=9, color=colour, opacity=0.85, line=dict(width=0.5, color="white")),
             hovertemplate="t = %{customdata[0]}, after '%{customdata[1]}'<br>(%{x:+.3f}, %{y:+.3f})"
-                          f"<extra>{_hover_safe(group)}</extra>",
+                          f"<extra>{hover_safe(group)}</extra>",
         ))
     fig.add_annotation(x=coords[0, 0], y=coords[0, 1], text="start", showarrow=True, arrowhead=2, ax=-30,
                        ay=30, font=dict(size=11, color="#444"))

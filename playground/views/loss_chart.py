@@ -14,12 +14,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from playground.escape import chart_label
-from playground.views.downsampling import _check_max_points, downsample, min_max_band
+from playground.views.downsampling import check_max_points, downsample, min_max_band
 from playground.views.loss_units import (
     HOVER_UNITS,
     UNITS,
-    _check_unit,
     bits_per_char_to_window,
+    check_unit,
     convert_loss,
     untrained_loss,
 )
@@ -30,12 +30,12 @@ from playground.views.style import (
     RAW_COLOUR,
     REFERENCE_COLOUR,
     VAL_COLOUR,
-    _as_1d,
-    _check_positive_int,
-    _empty_note,
-    _hover_safe,
-    _same_length,
-    _style,
+    apply_style,
+    as_1d,
+    check_positive_int,
+    check_same_length,
+    empty_note,
+    hover_safe,
 )
 
 # ---------------------------------------------------------------- smoothing
@@ -51,9 +51,9 @@ def debiased_ema(iterations, values, weight: float) -> np.ndarray:
     the pull towards the zero start. weight in [0, 1): 0 returns the values; 0.999 averages over
     ~1,000 iterations.
     """
-    it = _as_1d(iterations, "iterations")
-    y = _as_1d(values, "values")
-    _same_length(it, "iterations", y, "values")
+    it = as_1d(iterations, "iterations")
+    y = as_1d(values, "values")
+    check_same_length(it, "iterations", y, "values")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < 1.0:
         raise ValueError(f"weight must be a number in [0, 1), got {weight!r}")
     out = np.empty_like(y)
@@ -61,7 +61,7 @@ def debiased_ema(iterations, values, weight: float) -> np.ndarray:
         out[:] = y
         return out
     keep = np.power(weight, np.maximum(np.diff(it, prepend=it[0] - 1.0), 1.0))
-    # The recurrence itself is sequential: a plain loop over Python floats (~2 ms for 20,000 rows).
+    # The recurrence itself is sequential: a plain loop over Python floats (its cost: bench.costs).
     biased, total = [], 0.0
     for k, step_in in zip(keep.tolist(), ((1.0 - keep) * y).tolist()):
         total = k * total + step_in
@@ -80,9 +80,9 @@ def smoothed_series(iterations, loss, smooth_loss, option) -> tuple[np.ndarray, 
     option: CLASSIC_SMOOTHING (min-char-rnn's own smooth_loss), 0 (the loss itself) or a weight
     in (0, 1) for debiased_ema."""
     if option == CLASSIC_SMOOTHING:
-        return _as_1d(smooth_loss, "smooth_loss"), "smoothed loss (min-char-rnn)"
+        return as_1d(smooth_loss, "smooth_loss"), "smoothed loss (min-char-rnn)"
     if option == 0:
-        return _as_1d(loss, "loss"), "loss (no smoothing)"
+        return as_1d(loss, "loss"), "loss (no smoothing)"
     return debiased_ema(iterations, loss, option), f"smoothed loss ({option:g}, debiased)"
 
 
@@ -127,21 +127,21 @@ def loss_figure(
     Everything is converted to ``unit`` (see UNITS). N == 0 gives an empty chart
     that says "Press Start or Step to train".
     """
-    _check_unit(unit)
-    seq_length = _check_positive_int(seq_length, "seq_length")
+    check_unit(unit)
+    seq_length = check_positive_int(seq_length, "seq_length")
     reference = untrained_loss(vocab_size, seq_length, unit)
-    max_points = _check_max_points(max_points)
-    it = _as_1d(iterations, "iterations")
-    raw = _as_1d(loss, "loss")
-    smooth = _as_1d(smooth_loss, "smooth_loss")
-    _same_length(it, "iterations", raw, "loss")
-    _same_length(it, "iterations", smooth, "smooth_loss")
+    max_points = check_max_points(max_points)
+    it = as_1d(iterations, "iterations")
+    raw = as_1d(loss, "loss")
+    smooth = as_1d(smooth_loss, "smooth_loss")
+    check_same_length(it, "iterations", raw, "loss")
+    check_same_length(it, "iterations", smooth, "smooth_loss")
     label = UNITS[unit]
     fmt = ".2f" if unit in ("window", "perplexity") else ".3f"
     per = HOVER_UNITS[unit]
 
     fig = go.Figure()
-    _style(fig, title="Training loss", height=LOSS_HEIGHT, x_title="iteration", y_title=label)
+    apply_style(fig, title="Training loss", height=LOSS_HEIGHT, x_title="iteration", y_title=label)
     fig.add_hline(
         y=reference,
         line=dict(color=REFERENCE_COLOUR, dash="dash", width=1.5),
@@ -152,9 +152,9 @@ def loss_figure(
 
     spread = None
     if loss_min is not None and loss_max is not None:
-        lo_raw, hi_raw = _as_1d(loss_min, "loss_min"), _as_1d(loss_max, "loss_max")
-        _same_length(it, "iterations", lo_raw, "loss_min")
-        _same_length(it, "iterations", hi_raw, "loss_max")
+        lo_raw, hi_raw = as_1d(loss_min, "loss_min"), as_1d(loss_max, "loss_max")
+        check_same_length(it, "iterations", lo_raw, "loss_min")
+        check_same_length(it, "iterations", hi_raw, "loss_max")
         spread = (lo_raw, hi_raw)
 
     if it.shape[0] > 0:
@@ -209,25 +209,25 @@ def loss_figure(
                 mode="lines",
                 name=smooth_label,
                 line=dict(color=MAIN_COLOUR, width=2.5),
-                hovertemplate=f"iteration %{{x:,}}<br>{_hover_safe(smooth_label)}: %{{y:{fmt}}} {per}<extra></extra>",
+                hovertemplate=f"iteration %{{x:,}}<br>{hover_safe(smooth_label)}: %{{y:{fmt}}} {per}<extra></extra>",
             )
         )
 
     for n, curve in enumerate(compare):
-        cit = _as_1d(curve.iterations, "compare iterations")
-        cy = _as_1d(curve.per_window, "compare per_window")
-        _same_length(cit, "compare iterations", cy, "compare per_window")
+        cit = as_1d(curve.iterations, "compare iterations")
+        cy = as_1d(curve.per_window, "compare per_window")
+        check_same_length(cit, "compare iterations", cy, "compare per_window")
         cx, cy = downsample(cit, convert_loss(cy, unit, curve.seq_length), max_points)
         fig.add_trace(go.Scatter(
             x=cx, y=cy, mode="lines", name=chart_label(curve.label),
             line=dict(color=COMPARE_COLOURS[n % len(COMPARE_COLOURS)], width=1.8, dash="dash"),
-            hovertemplate=f"iteration %{{x:,}}<br>kept run's loss: %{{y:{fmt}}} {per}<extra>{_hover_safe(curve.label)}</extra>",
+            hovertemplate=f"iteration %{{x:,}}<br>kept run's loss: %{{y:{fmt}}} {per}<extra>{hover_safe(curve.label)}</extra>",
         ))
 
     if val_iterations is not None and val_bits_per_char is not None:
-        vit = _as_1d(val_iterations, "val_iterations")
-        vbits = _as_1d(val_bits_per_char, "val_bits_per_char")
-        _same_length(vit, "val_iterations", vbits, "val_bits_per_char")
+        vit = as_1d(val_iterations, "val_iterations")
+        vbits = as_1d(val_bits_per_char, "val_bits_per_char")
+        check_same_length(vit, "val_iterations", vbits, "val_bits_per_char")
         if vit.shape[0] > 0:
             vy = convert_loss(bits_per_char_to_window(vbits, seq_length), unit, seq_length)
             vx, vy = downsample(vit, vy, max_points)
@@ -244,5 +244,5 @@ def loss_figure(
             )
 
     if it.shape[0] == 0 and not len(compare):
-        _empty_note(fig, EMPTY_TRAINING_MESSAGE)
+        empty_note(fig, EMPTY_TRAINING_MESSAGE)
     return fig

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from playground.views.style import _check_positive_int
+from playground.views.style import check_positive_int
 from rnn_core.trainer import bits_per_char
 from rnn_core.trainer import untrained_loss as engine_untrained_loss
 
@@ -32,7 +32,7 @@ HOVER_UNITS: dict[str, str] = {
 }
 
 
-def _check_unit(unit: str) -> str:
+def check_unit(unit: str) -> str:
     if unit not in UNITS:
         allowed = ", ".join(repr(u) for u in UNITS)
         raise ValueError(f"unit must be one of {allowed}, got {unit!r}")
@@ -49,8 +49,8 @@ def convert_loss(per_window, unit: str, seq_length: int):
     Accepts a scalar (returns float) or an array (returns float ndarray, same shape).
     Raises ValueError for an unknown unit or seq_length < 1.
     """
-    _check_unit(unit)
-    seq_length = _check_positive_int(seq_length, "seq_length")
+    check_unit(unit)
+    seq_length = check_positive_int(seq_length, "seq_length")
     arr = np.asarray(per_window, dtype=float)
     if unit == "window":
         out = arr.copy()
@@ -66,12 +66,12 @@ def convert_loss(per_window, unit: str, seq_length: int):
 
 def bits_per_char_to_window(bits, seq_length: int):
     """Bits per char -> nats per window (the inverse direction of ``convert_loss``)."""
-    seq_length = _check_positive_int(seq_length, "seq_length")
+    seq_length = check_positive_int(seq_length, "seq_length")
     out = np.asarray(bits, dtype=float) * math.log(2.0) * seq_length
     return float(out) if out.ndim == 0 else out
 
 
 def untrained_loss(vocab_size: int, seq_length: int, unit: str = "window") -> float:
     """Loss of a uniform guess, -ln(1/V) * T per window, converted to ``unit``."""
-    vocab_size = _check_positive_int(vocab_size, "vocab_size")
+    vocab_size = check_positive_int(vocab_size, "vocab_size")
     return convert_loss(engine_untrained_loss(vocab_size, seq_length), unit, seq_length)

@@ -15,12 +15,12 @@ from playground.views.style import (
     MAIN_COLOUR,
     PROBABILITY_COLORSCALE,
     SMALL_HEIGHT,
-    _as_1d,
-    _char_ticks,
-    _check_positive_int,
-    _empty_note,
-    _hover_safe,
-    _style,
+    apply_style,
+    as_1d,
+    char_ticks,
+    check_positive_int,
+    empty_note,
+    hover_safe,
 )
 from playground.views.textviews import visible_char, visible_chars
 
@@ -50,23 +50,23 @@ def topk_figure(
     vocab = list(vocab_chars)
     if len(vocab) != V:
         raise ValueError(f"vocab_chars must have {V} characters (probs has V = {V}), got {len(vocab)}")
-    k = _check_positive_int(k, "k")
+    k = check_positive_int(k, "k")
     k = min(k, V) if V else k
-    labels = _char_ticks(input_chars, T, "input_chars")
+    labels = char_ticks(input_chars, T, "input_chars")
     fig = go.Figure()
-    _style(fig, title=f"Top-{k} predictions for the next character", height=SMALL_HEIGHT,
+    apply_style(fig, title=f"Top-{k} predictions for the next character", height=SMALL_HEIGHT,
            x_title="time step t (input character)", y_title="rank")
     if T == 0 or V == 0:
-        return _empty_note(fig, "No predictions to show")
+        return empty_note(fig, "No predictions to show")
 
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (T, k) vocab ids, best first
     top_p = np.take_along_axis(probs, order, axis=1)  # (T, k)
     visible_vocab = visible_chars(vocab)
     cell_text = np.array([[visible_vocab[order[t, r]] for t in range(T)] for r in range(k)], dtype=object)
-    hover_input = np.array([_hover_safe(c) for c in labels], dtype=object)
+    hover_input = np.array([hover_safe(c) for c in labels], dtype=object)
     custom = np.empty((k, T, 2), dtype=object)
     custom[:, :, 0] = np.tile(hover_input, (k, 1))
-    custom[:, :, 1] = np.vectorize(_hover_safe, otypes=[object])(cell_text)
+    custom[:, :, 1] = np.vectorize(hover_safe, otypes=[object])(cell_text)
     ranks = np.arange(1, k + 1)
     fig.add_trace(
         go.Heatmap(
@@ -131,24 +131,24 @@ def sample_probability_figure(
     Shows the ``top`` most likely characters (all when top is None); the title names
     the temperature when given.
     """
-    p = _as_1d(probs, "probs")
+    p = as_1d(probs, "probs")
     vocab = list(vocab_chars)
     if len(vocab) != p.shape[0]:
         raise ValueError(f"vocab_chars must have {p.shape[0]} characters (len(probs)), got {len(vocab)}")
     title = "Next-character distribution" + (f" at temperature {temperature:g}" if temperature is not None else "")
     fig = go.Figure()
-    _style(fig, title=title, height=SMALL_HEIGHT, x_title="character", y_title="probability")
+    apply_style(fig, title=title, height=SMALL_HEIGHT, x_title="character", y_title="probability")
     if p.shape[0] == 0:
-        return _empty_note(fig, "No distribution to show")
+        return empty_note(fig, "No distribution to show")
     order = np.argsort(-p, kind="stable")
     if top is not None:
-        order = order[: _check_positive_int(top, "top")]
+        order = order[: check_positive_int(top, "top")]
     labels = [visible_char(vocab[i]) for i in order]
     fig.add_trace(
         go.Bar(
             x=np.arange(order.size),
             y=p[order],
-            customdata=[_hover_safe(c) for c in labels],
+            customdata=[hover_safe(c) for c in labels],
             marker=dict(color=MAIN_COLOUR),
             hovertemplate="'%{customdata}': p = %{y:.4f}<extra></extra>",
         )

@@ -1,7 +1,7 @@
 """Shared look of every figure: the colours (the loss chart's lines, the Okabe–Ito
 ``PARAM_COLOURS`` per parameter), margins and heights, the diverging and probability colour
-scales, and the small helpers the figure modules share: ``_style`` (the common layout),
-``_empty_note`` (the message on an empty chart), ``_hover_safe``, the argument checks, the
+scales, and the small helpers the figure modules share: ``apply_style`` (the common layout),
+``empty_note`` (the message on an empty chart), ``hover_safe``, the argument checks, the
 character tick labels and ``for_projector`` (any figure restyled for a projector). Draws no figure
 of its own. Pure: no streamlit import, tested without a server; the bottom of the figure modules,
 importing none of them.
@@ -47,10 +47,10 @@ REFERENCE_COLOUR = "#888888"
 # ---------------------------------------------------------------- helpers
 
 
-def _style(fig: go.Figure, *, title: str, height: int, x_title: str, y_title: str) -> go.Figure:
+def apply_style(fig: go.Figure, *, title: str, height: int, x_title: str, y_title: str) -> go.Figure:
     fig.update_layout(
         # No plotly template: st.plotly_chart draws with Streamlit's theme anyway, and assigning a
-        # named template deep-copies it (~9 ms a figure, a third of a live refresh).
+        # named template deep-copies it, a real share of a live refresh (bench.costs).
         plot_bgcolor=BACKGROUND,
         height=height,
         margin=MARGIN,
@@ -63,7 +63,7 @@ def _style(fig: go.Figure, *, title: str, height: int, x_title: str, y_title: st
     return fig
 
 
-def _empty_note(fig: go.Figure, message: str) -> go.Figure:
+def empty_note(fig: go.Figure, message: str) -> go.Figure:
     fig.add_annotation(
         text=message,
         xref="paper",
@@ -78,32 +78,32 @@ def _empty_note(fig: go.Figure, message: str) -> go.Figure:
     return fig
 
 
-def _hover_safe(s: str) -> str:
+def hover_safe(s: str) -> str:
     # Plotly renders a small HTML subset (and $...$ as LaTeX) in legend, hover and tick text.
     return chart_label(s)
 
 
-def _as_1d(values, name: str) -> np.ndarray:
+def as_1d(values, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     return arr
 
 
-def _same_length(reference: np.ndarray, ref_name: str, other: np.ndarray, name: str) -> None:
+def check_same_length(reference: np.ndarray, ref_name: str, other: np.ndarray, name: str) -> None:
     if other.shape[0] != reference.shape[0]:
         raise ValueError(
             f"{name} must have the same length as {ref_name} ({reference.shape[0]}), got {other.shape[0]}"
         )
 
 
-def _check_positive_int(value, name: str) -> int:
+def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
 
-def _char_ticks(chars: str | Sequence[str], n: int, name: str = "chars") -> list[str]:
+def char_ticks(chars: str | Sequence[str], n: int, name: str = "chars") -> list[str]:
     labels = visible_chars(chars)
     if len(labels) != n:
         raise ValueError(f"{name} must have one character per time step ({n}), got {len(labels)}")

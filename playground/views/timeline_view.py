@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from playground.views import hidden_figures, loss_chart, loss_units
 from playground.runs import timeline as tl
 from playground.runs.run import Run
+from playground.views import hidden_figures, loss_chart, loss_units
 from rnn_core.trainer import bits_per_char
 
 MARK_COLOUR = "#d95f02"    # the orange end of the app's blue-orange scale: apart from the blue curves

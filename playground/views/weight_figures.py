@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from playground.views.downsampling import _check_max_points, downsample
+from playground.views.downsampling import check_max_points, downsample
 from playground.views.style import (
     DIVERGING_COLORSCALE,
     EMPTY_TRAINING_MESSAGE,
@@ -24,13 +24,13 @@ from playground.views.style import (
     PARAM_COLOURS,
     REFERENCE_COLOUR,
     SMALL_HEIGHT,
-    _as_1d,
-    _char_ticks,
-    _check_positive_int,
-    _empty_note,
-    _hover_safe,
-    _same_length,
-    _style,
+    apply_style,
+    as_1d,
+    char_ticks,
+    check_positive_int,
+    check_same_length,
+    empty_note,
+    hover_safe,
 )
 from playground.views.textviews import visible_chars
 
@@ -68,9 +68,9 @@ def weight_heatmap(
     rows, cols = W.shape
     x_title, y_title = _matrix_axis_titles(name)
     fig = go.Figure()
-    _style(fig, title=f"{name} {rows}×{cols}", height=HEATMAP_HEIGHT, x_title=x_title, y_title=y_title)
+    apply_style(fig, title=f"{name} {rows}×{cols}", height=HEATMAP_HEIGHT, x_title=x_title, y_title=y_title)
     if W.size == 0:
-        return _empty_note(fig, f"{name} is empty")
+        return empty_note(fig, f"{name} is empty")
     finite = W[np.isfinite(W)]
     limit = float(np.max(np.abs(finite))) if finite.size else 0.0
     limit = limit if limit > 0 else 1e-12  # all-zero matrix: keep a valid, symmetric range
@@ -82,21 +82,21 @@ def weight_heatmap(
             zmax=limit,
             zmid=0.0,
             colorbar=dict(title=dict(text="w"), thickness=12),
-            hovertemplate=(f"{_hover_safe(name)}[%{{y}}, %{{x}}] = %{{z:+.4f}}<br>"
-                           + (f"{_hover_safe(y_title)} %{{y}} ← {_hover_safe(x_title)} %{{x}}" if x_title
-                              else f"{_hover_safe(y_title)} %{{y}}") + "<extra></extra>"),
+            hovertemplate=(f"{hover_safe(name)}[%{{y}}, %{{x}}] = %{{z:+.4f}}<br>"
+                           + (f"{hover_safe(y_title)} %{{y}} ← {hover_safe(x_title)} %{{x}}" if x_title
+                              else f"{hover_safe(y_title)} %{{y}}") + "<extra></extra>"),
         )
     )
     if row_labels is not None:
         if len(row_labels) != rows:
             raise ValueError(f"row_labels must have {rows} entries, got {len(row_labels)}")
         fig.update_yaxes(tickmode="array", tickvals=list(range(rows)),
-                         ticktext=[_hover_safe(c) for c in visible_chars(row_labels)])
+                         ticktext=[hover_safe(c) for c in visible_chars(row_labels)])
     if col_labels is not None:
         if len(col_labels) != cols:
             raise ValueError(f"col_labels must have {cols} entries, got {len(col_labels)}")
         fig.update_xaxes(tickmode="array", tickvals=list(range(cols)),
-                         ticktext=[_hover_safe(c) for c in visible_chars(col_labels)])
+                         ticktext=[hover_safe(c) for c in visible_chars(col_labels)])
     fig.update_yaxes(autorange="reversed", showgrid=False)
     fig.update_xaxes(showgrid=False)
     return fig
@@ -105,18 +105,18 @@ def weight_heatmap(
 def weight_histogram(W, name: str, *, bins: int = 60) -> go.Figure:
     """Histogram of all entries of W (any shape); counts are binned in NumPy so
     the figure carries ``bins`` bars, not every weight. Title shows mean, std, max|w|."""
-    bins = _check_positive_int(bins, "bins")
+    bins = check_positive_int(bins, "bins")
     values = np.asarray(W, dtype=float).reshape(-1)
     values = values[np.isfinite(values)]
     fig = go.Figure()
     if values.size == 0:
-        _style(fig, title=f"{name}: distribution", height=SMALL_HEIGHT, x_title="weight value", y_title="count")
-        return _empty_note(fig, f"{name} has no finite entries")
+        apply_style(fig, title=f"{name}: distribution", height=SMALL_HEIGHT, x_title="weight value", y_title="count")
+        return empty_note(fig, f"{name} has no finite entries")
     counts, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     title = (f"{name}: distribution (mean {values.mean():+.3g}, std {values.std():.3g}, "
              f"max |w| {np.abs(values).max():.3g})")
-    _style(fig, title=title, height=SMALL_HEIGHT, x_title="weight value", y_title="count")
+    apply_style(fig, title=title, height=SMALL_HEIGHT, x_title="weight value", y_title="count")
     fig.add_trace(
         go.Bar(
             x=centres,
@@ -152,17 +152,17 @@ def dh_norm_figure(dh_norms, chars: str | Sequence[str] | None = None, *, log_y:
     chars (optional, T characters) label the x axis. A log y axis shows
     vanishing/exploding gradients as straight-ish slopes.
     """
-    norms = _as_1d(dh_norms, "dh_norms")
+    norms = as_1d(dh_norms, "dh_norms")
     T = norms.shape[0]
     fig = go.Figure()
-    _style(fig, title="Gradient reaching each hidden state, ‖∂L/∂hₜ‖",
+    apply_style(fig, title="Gradient reaching each hidden state, ‖∂L/∂hₜ‖",
            height=SMALL_HEIGHT, x_title="time step t", y_title="‖∂L/∂hₜ‖")
     if T == 0:
-        return _empty_note(fig, EMPTY_TRAINING_MESSAGE)
+        return empty_note(fig, EMPTY_TRAINING_MESSAGE)
     t = np.arange(T)
     if chars is not None:
-        labels = _char_ticks(chars, T)
-        custom = [_hover_safe(c) for c in labels]
+        labels = char_ticks(chars, T)
+        custom = [hover_safe(c) for c in labels]
         hover = "t = %{x}, char '%{customdata}'<br>‖∂L/∂h‖ = %{y:.3g}<extra></extra>"
         fig.update_xaxes(tickmode="array", tickvals=list(t), ticktext=labels, tickangle=0,
                          tickfont=dict(family="monospace"), title_text="time step t (input character)")
@@ -190,33 +190,33 @@ def grad_norms_figure(
     iterations: (N,); norms: {param name: (N,)}; clip_fraction: (N,) in [0, 1].
     Each trace is downsampled to at most max_points points.
     """
-    max_points = _check_max_points(max_points)
-    it = _as_1d(iterations, "iterations")
+    max_points = check_max_points(max_points)
+    it = as_1d(iterations, "iterations")
     series = {}
     for key, values in norms.items():
-        arr = _as_1d(values, f"norms[{key!r}]")
-        _same_length(it, "iterations", arr, f"norms[{key!r}]")
+        arr = as_1d(values, f"norms[{key!r}]")
+        check_same_length(it, "iterations", arr, f"norms[{key!r}]")
         series[key] = arr
     frac = None
     if clip_fraction is not None:
-        frac = _as_1d(clip_fraction, "clip_fraction")
-        _same_length(it, "iterations", frac, "clip_fraction")
+        frac = as_1d(clip_fraction, "clip_fraction")
+        check_same_length(it, "iterations", frac, "clip_fraction")
 
     norm_title = "gradient norm ‖∂L/∂θ‖"
     clip_title = f"% entries clipped to ±{clip:g}"
     if frac is None:
         fig = go.Figure()
-        _style(fig, title="Gradient norms", height=SMALL_HEIGHT, x_title="iteration", y_title=norm_title)
+        apply_style(fig, title="Gradient norms", height=SMALL_HEIGHT, x_title="iteration", y_title=norm_title)
     else:
         fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.07)
-        _style(fig, title="Gradient norms and clipping", height=GRAD_HEIGHT, x_title="", y_title="")
+        apply_style(fig, title="Gradient norms and clipping", height=GRAD_HEIGHT, x_title="", y_title="")
         fig.update_yaxes(title_text=norm_title, row=1, col=1)
         fig.update_yaxes(title_text=clip_title, row=2, col=1)
         fig.update_xaxes(title_text="iteration", row=2, col=1)
     row_kw = {} if frac is None else dict(row=1, col=1)
 
     if it.shape[0] == 0 or (not series and frac is None):
-        return _empty_note(fig, EMPTY_TRAINING_MESSAGE)
+        return empty_note(fig, EMPTY_TRAINING_MESSAGE)
     for key, arr in series.items():
         x, y = downsample(it, arr, max_points)
         fig.add_trace(
@@ -248,17 +248,17 @@ def spectral_radius_figure(iterations, radius, *, max_points: int = 2000) -> go.
 
     A dotted line at 1 marks where repeated multiplication by Whh stops shrinking vectors.
     """
-    max_points = _check_max_points(max_points)
-    it = _as_1d(iterations, "iterations")
-    rho = _as_1d(radius, "radius")
-    _same_length(it, "iterations", rho, "radius")
+    max_points = check_max_points(max_points)
+    it = as_1d(iterations, "iterations")
+    rho = as_1d(radius, "radius")
+    check_same_length(it, "iterations", rho, "radius")
     fig = go.Figure()
-    _style(fig, title="Spectral radius of Whh", height=SMALL_HEIGHT, x_title="iteration", y_title="ρ(Whh)")
+    apply_style(fig, title="Spectral radius of Whh", height=SMALL_HEIGHT, x_title="iteration", y_title="ρ(Whh)")
     fig.add_hline(y=1.0, line=dict(color=REFERENCE_COLOUR, dash="dash", width=1.5),
                   annotation_text="ρ = 1", annotation_position="top right",
                   annotation_font=dict(size=11, color="#666"))
     if it.shape[0] == 0:
-        return _empty_note(fig, EMPTY_TRAINING_MESSAGE)
+        return empty_note(fig, EMPTY_TRAINING_MESSAGE)
     x, y = downsample(it, rho, max_points)
     fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size < 60 else "lines",
                              name="ρ(Whh)", line=dict(color=MAIN_COLOUR, width=2),

@@ -14,10 +14,26 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (AppServerError, assert_no_exception, chart_last_x, chart_y_title, metric_int, open_app,
-                      pause_and_settle, pause_button, read_iteration, serve_app, start_button, step_button,
-                      wait_chart_last_x_above, wait_chart_y_title, wait_idle, wait_iteration_at_least,
-                      wait_metric_int_above, wait_training_past)
+from .harness import (
+    AppServerError,
+    assert_no_exception,
+    chart_last_x,
+    chart_y_title,
+    metric_int,
+    open_app,
+    pause_and_settle,
+    pause_button,
+    read_iteration,
+    serve_app,
+    start_button,
+    step_button,
+    wait_chart_last_x_above,
+    wait_chart_y_title,
+    wait_idle,
+    wait_iteration_at_least,
+    wait_metric_int_above,
+    wait_training_past,
+)
 
 pytestmark = pytest.mark.browser
 

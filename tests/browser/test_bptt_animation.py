@@ -14,8 +14,16 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (assert_no_exception, pause_and_settle, pause_button, read_iteration, start_button,
-                      wait_idle, wait_iteration_at_least, wait_training_past)
+from .harness import (
+    assert_no_exception,
+    pause_and_settle,
+    pause_button,
+    read_iteration,
+    start_button,
+    wait_idle,
+    wait_iteration_at_least,
+    wait_training_past,
+)
 from .test_app_browser import go_to
 
 pytestmark = pytest.mark.browser

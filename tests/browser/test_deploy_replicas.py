@@ -21,8 +21,17 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (open_app, pause_button, read_iteration, sidebar, step_button, start_button, wait_idle,
-                      wait_iteration_at_least, wait_training_past)
+from .harness import (
+    open_app,
+    pause_button,
+    read_iteration,
+    sidebar,
+    start_button,
+    step_button,
+    wait_idle,
+    wait_iteration_at_least,
+    wait_training_past,
+)
 from .test_app_browser import go_to
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))

@@ -12,8 +12,16 @@ import pytest
 from playground.runs.run import Run
 from playground.runs.store import RunStore
 
-from .harness import (AppServerError, open_app, pause_button, read_iteration, serve_app, start_button, wait_idle,
-                      wait_training_past)
+from .harness import (
+    AppServerError,
+    open_app,
+    pause_button,
+    read_iteration,
+    serve_app,
+    start_button,
+    wait_idle,
+    wait_training_past,
+)
 
 pytestmark = pytest.mark.browser
 

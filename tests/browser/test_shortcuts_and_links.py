@@ -10,8 +10,19 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (AppServerError, assert_no_exception, open_app, pause_button, read_iteration, serve_app,
-                      sidebar, start_button, wait_idle, wait_iteration_at_least, wait_training_past)
+from .harness import (
+    AppServerError,
+    assert_no_exception,
+    open_app,
+    pause_button,
+    read_iteration,
+    serve_app,
+    sidebar,
+    start_button,
+    wait_idle,
+    wait_iteration_at_least,
+    wait_training_past,
+)
 
 pytestmark = pytest.mark.browser
 

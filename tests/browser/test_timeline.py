@@ -16,12 +16,11 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from playground.views import timeline_view as tv
 from playground.runs.run import PRESETS, Run
+from playground.views import timeline_view as tv
 from playground.views.textviews import reveal_invisible
 
-from .harness import (assert_no_exception, chart_last_x, read_iteration, start_button, wait_chart_y_title,
-                      wait_idle)
+from .harness import assert_no_exception, chart_last_x, read_iteration, start_button, wait_chart_y_title, wait_idle
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,16 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (AppServerError, assert_no_exception, open_app, pause_and_settle, pause_button, serve_app,
-                      start_button, wait_training_past)
+from .harness import (
+    AppServerError,
+    assert_no_exception,
+    open_app,
+    pause_and_settle,
+    pause_button,
+    serve_app,
+    start_button,
+    wait_training_past,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -5,6 +5,7 @@ watch link says so to whoever still has it open.
 from __future__ import annotations
 
 import re
+
 import pytest
 
 try:
@@ -12,10 +13,21 @@ try:
 except ImportError:   # the chromium_path fixture skips these tests (fails them under CI), saying why
     expect = None
 
-from .harness import (AppServerError, assert_no_exception, open_app, pause_and_settle, pause_button, read_iteration,
-                      serve_app, sidebar, start_button, step_button, wait_idle, wait_iteration_at_least,
-                      wait_training_past)
-
+from .harness import (
+    AppServerError,
+    assert_no_exception,
+    open_app,
+    pause_and_settle,
+    pause_button,
+    read_iteration,
+    serve_app,
+    sidebar,
+    start_button,
+    step_button,
+    wait_idle,
+    wait_iteration_at_least,
+    wait_training_past,
+)
 from .test_app_browser import go_to
 
 pytestmark = pytest.mark.browser
