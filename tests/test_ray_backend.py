@@ -26,8 +26,9 @@ except ImportError:
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def local_ray():
+    """A module's local Ray (a generator for a fixture to ``yield from``): yields ray_backend. Its
+    node, and so every actor, has this process's environment as it is when Ray starts."""
     if ray is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but Ray is not installed: pip install -r requirements-ray.txt", pytrace=False)
@@ -41,6 +42,11 @@ def cluster():
     yield ray_backend
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    yield from local_ray()
 
 
 @pytest.fixture
