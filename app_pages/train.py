@@ -137,6 +137,13 @@ def _clear_curves() -> None:
     app.kept_curves = ()
 
 
+def _keep_a_unit() -> None:
+    """Clicking the chosen unit again turns a segmented control off: the chart keeps a unit (a
+    callback runs before the widget is drawn again, so it may set the widget's value)."""
+    if st.session_state.get(LOSS_UNIT_KEY) is None:
+        app_state.set_chart_view({LOSS_UNIT_KEY: app_state.DEFAULT_LOSS_UNIT})
+
+
 @st.fragment(run_every=timeline_ui.refresh_interval(state.live_interval()))
 def live_panel() -> None:
     run = state.get_run()
@@ -192,7 +199,7 @@ def live_panel() -> None:
 
 with live:
     st.segmented_control("Loss unit", UNIT_KEYS, key=LOSS_UNIT_KEY, format_func=UNIT_BUTTONS.get,
-                         persist_state="session",
+                         persist_state="session", on_change=_keep_a_unit,
                          help="Per window (nats) is min-char-rnn's number: the loss summed over T characters. "
                               "Per char divides by T; bits divide nats by ln 2; perplexity is e^(nats/char).")
     smoothing_col, _ = st.columns([2, 3])
@@ -202,8 +209,6 @@ with live:
              "untrained loss on, so it lags far behind at the start. **A number w**: an average over about "
              "1/(1−w) iterations that follows the loss from the first iteration (debiased, as TensorBoard "
              "smooths). **none**: the loss itself.")
-    if st.session_state.get(LOSS_UNIT_KEY) is None:   # the segmented control was clicked off
-        app_state.set_chart_view({LOSS_UNIT_KEY: app_state.DEFAULT_LOSS_UNIT})
     live_panel()
     with st.expander(f"Compare runs ({len(app.kept_curves)} kept)" if app.kept_curves else "Compare runs"):
         st.caption("Keep this run's loss curve, change a setting (the same random seed starts from the same "
@@ -213,7 +218,7 @@ with live:
         keep_col, clear_col = st.columns(2)
         keep_col.button("Keep this curve", key="keep_curve", on_click=state.locked(_keep_curve),
                         icon=":material/add_chart:", width="stretch", disabled=run.iteration == 0)
-        clear_col.button("Clear kept curves", key="clear_curves", on_click=_clear_curves,
+        clear_col.button("Clear kept curves", key="clear_curves", on_click=state.locked(_clear_curves),
                          icon=":material/delete:", width="stretch", disabled=not app.kept_curves)
         for curve in app.kept_curves:
             st.caption(f"- {markdown_text(curve.label)}")

@@ -139,6 +139,13 @@ def test_loss_unit_changes_the_chart_axis(app):
     assert spec["layout"]["yaxis"]["title"]["text"] == "bits per char"
 
 
+def test_clicking_the_chosen_loss_unit_off_keeps_a_unit(app):
+    app.button_group(key="loss_unit").set_value("bits").run()
+    app.button_group(key="loss_unit").set_value(None).run()   # the chosen button clicked again
+    assert not app.exception
+    assert app.session_state["loss_unit"] == "window" and app.button_group(key="loss_unit").value == "window"
+
+
 def _loss_chart_line(app, name_part):
     """y values (N,) of the loss chart's trace whose legend name contains ``name_part``."""
     spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart")

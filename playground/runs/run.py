@@ -1,7 +1,8 @@
 """One training run as the app sees it: settings, corpus, trainer, samples and the divergence guard.
 
-Pure Python over rnn_core (no streamlit), so every behaviour here is tested without a server. The
-app holds one Run per browser session in st.session_state and advances it in short ticks.
+Pure Python over rnn_core (no streamlit), so every behaviour here is tested without a server. A
+worker process (or a Ray actor) holds each session's Run and trains it in short ticks; the session
+holds snapshots of it (Run.copy) for its pages.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ Streamlit keeps both in ``st.session_state``; this module is the only code that 
 them. ``app()`` is the session's AppState (under ``APP_KEY``). Widget values stay under Streamlit's
 own keys, since a widget owns its key: the Train page's draft settings ``cfg_<field>`` (one per
 RunConfig field), the chart's ``loss_unit`` and ``loss_smoothing`` and the sidebar's ``stop_at`` are
-named here and read through the functions below; keys used by one page only keep that page's
-prefix (``hs_``, ``smp_``, ``bp_``, ``guess_``, ``files_``, ``data_``, ``present_``, ``timeline_``).
+named here and read through the functions below. Keys used by one page only belong to that page,
+mostly with its prefix (``hs_``, ``smp_``, ``bp_``, ``guess_``, ``files_``, ``data_``, ``present_``,
+``timeline_``, ``lesson``; the sidebar's buttons ``btn_``).
 """
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ def autosave_due() -> bool:
 
 
 def autosave_if_due() -> None:
-    """From the training tick (with a fresh snapshot in session_state.run): save when
+    """From the training tick (with a fresh snapshot in AppState.run): save when
     AUTOSAVE_SECONDS have passed since the last save."""
     touch()
     if _session().throttle.due():

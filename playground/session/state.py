@@ -76,10 +76,13 @@ def run_lock() -> threading.RLock:
     The rule — what runs under it: every callback that changes the run or its handle (``owner_only``
     wraps ``locked``; pages wrap theirs in ``locked``); the sidebar's tick (``_tick``, ``_watch_tick``)
     and what it does about a stop, a restart or an autosave; making one's own copy of a watched run;
-    and the saver's sweeper, which takes it (``saver._acquire``, with a timeout, never blocking a
-    page) before it snapshots, saves or releases a session's run. Page bodies that only read
-    ``get_run()`` do not take it: they read a snapshot that nothing changes in place. Never wait for
-    another session's lock while holding this one (the sweeper takes one session's at a time)."""
+    the entry file's script run (init, sidebar, page); and the saver's sweeper, which tries it
+    (``saver._acquire`` without waiting: a busy session is skipped until the next sweep) before it
+    snapshots, saves or releases a session's run. Not under it: page fragments rerun by their own
+    timer, which read ``get_run()`` (it may swap in a newer snapshot, never change one in place).
+    Never wait for another session's lock while holding this one, with one bounded exception: a
+    session opening a ``?run=`` link that another live session holds waits at most
+    ``saver.LOCK_WAIT_SECONDS`` for that session's lock, to save it first (``saver.flush_holders``)."""
     return app().lock
 
 
