@@ -125,9 +125,12 @@ st.caption("The network reads one text, character by character, and learns to pr
 next_corpus = draft("corpus")
 taken_for = ss.get("data_taken_for")
 custom_ready = next_corpus == "custom" and app.custom_text and taken_for == run.uid
+# Always drawn, empty or not: an element appearing above the tabs below would reset them to the
+# first tab (e.g. right after "Use this text" on the Paste text tab).
+next_text_notice = st.container()
 if not state.watching() and (
         custom_ready or (next_corpus != run.config.corpus and (next_corpus != "custom" or app.custom_text))):
-    with st.container(border=True):
+    with next_text_notice.container(border=True):
         discards = (f" That discards the current run's {count(run.iteration, 'iteration')} (download a checkpoint "
                     "on Save & load first to keep them)." if run.iteration else "")
         st.markdown(f"**Next run's text: {corpus_name(next_corpus)}.** Press **Reset** in the sidebar to start a new "

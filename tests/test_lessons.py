@@ -76,3 +76,15 @@ def test_each_lesson_sets_up_a_fresh_run_with_its_settings(lesson):
     if lesson.small_text:
         assert len(run.trainer.data) + len(run.trainer.val_ids) == lessons.SMALL_TEXT_CHARS
     assert any("Train a little longer" in i.value for i in at.info)
+
+
+def test_a_lesson_speaks_only_of_a_run_with_its_optimizer_learning_rate_and_clip():
+    exploding = lessons.by_key("exploding")
+    classic_run = Run(RunConfig(corpus="hello", seq_length=5), "hello world, " * 40, "hello")
+    same_shape = Run(RunConfig(corpus="hello", seq_length=5, learning_rate=5.0, optimizer="sgd", clip=100.0),
+                     "hello world, " * 40, "hello")
+    lesson = lessons.Lesson("x", "x", "x", RunConfig(corpus="hello", seq_length=5, **{
+        k: getattr(exploding.config, k) for k in ("learning_rate", "optimizer", "clip")}), exploding.observe)
+    assert lesson.matches(same_shape) and not lesson.matches(classic_run)
+    same_shape.apply_live(RunConfig(corpus="hello", seq_length=5, learning_rate=0.1, optimizer="sgd", clip=100.0))
+    assert not lesson.matches(same_shape)    # the live learning rate changed: no longer the lesson's run

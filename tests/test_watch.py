@@ -204,6 +204,15 @@ def test_every_page_in_watch_mode_shows_the_run_without_controls(owner_app, page
     assert "Watching a run" in " ".join(m.value for m in at.sidebar.markdown)
 
 
+def test_a_watcher_who_changes_page_keeps_the_watch_link_in_the_address(owner_app):
+    owner, run_id, watch_id = owner_app
+    at = watcher_app(watch_id)
+    del at.query_params[watch.QUERY_KEY]          # what the sidebar's navigation does to the query
+    at.switch_page("app_pages/hidden_states.py").run()
+    assert not at.exception and at.query_params[watch.QUERY_KEY] == watch_id   # a reload still watches
+    assert "run" not in at.query_params
+
+
 def test_the_watchers_session_holds_a_handle_that_refuses_control(owner_app):
     """What a forged request from a watch session would reach: the session's own handle."""
     owner, run_id, watch_id = owner_app

@@ -27,9 +27,11 @@ class Lesson:
     small_text: bool = False       # trains on the first SMALL_TEXT_CHARS of Shakespeare
 
     def matches(self, run: Run) -> bool:
-        """The run was set up by this lesson (same settings that define the experiment)."""
+        """The run was set up by this lesson: the same settings that define the experiment, the live
+        ones (optimizer, learning rate, clip) as the run has them now."""
         c, want = run.config, self.config
-        same = (c.hidden_size, c.seq_length, c.batch_size) == (want.hidden_size, want.seq_length, want.batch_size)
+        defining = ("hidden_size", "seq_length", "batch_size", "optimizer", "learning_rate", "clip")
+        same = all(getattr(c, name) == getattr(want, name) for name in defining)
         text = (c.corpus == "custom" and run.corpus_label == SMALL_TEXT_LABEL) if self.small_text else \
             c.corpus == want.corpus
         return same and text

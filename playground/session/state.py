@@ -145,6 +145,10 @@ def init_session() -> None:
     default_chart_view(DEFAULT_LOSS_UNIT, loss_chart.CLASSIC_SMOOTHING)
     if (session.run is None and _open_watch_link()) or watching():
         default_drafts(session.run.config)
+        # Streamlit drops the query when the sidebar's navigation changes page: put the link back,
+        # so a reload (or a copied address) still shows the watched run, as ?run= does for an owner.
+        if st.query_params.get(watch.QUERY_KEY) != session.trainer.watch_id:
+            st.query_params[watch.QUERY_KEY] = session.trainer.watch_id
         return
     if session.run is None:
         # A ?run=<id> link continues that saved run; otherwise a fresh one, on another built-in

@@ -296,3 +296,20 @@ def test_training_pauses_by_itself_at_the_iteration_set_in_the_sidebar(page):
     wait_idle(page)
     assert read_iteration(page) == 1500 and metric_int(page, "Iteration") == 1500
     assert_no_exception(page)
+
+
+def test_using_pasted_text_keeps_the_paste_tab_open(page):
+    """The notice "Next run's text" appears above the Data page's tabs once a text is taken: the tab
+    the user is on stays selected (an element appearing above tabs used to reset them)."""
+    go_to(page, "Data")
+    tabs = page.locator("[data-testid='stMain'] [role='tab']")
+    tabs.filter(has_text="Paste text").click()
+    box = page.locator(".st-key-data_paste textarea")
+    box.fill("To be, or not to be, that is the question. " * 60)
+    box.press("Control+Enter")
+    wait_idle(page)
+    page.locator(".st-key-data_paste_use button").click()
+    expect(page.get_by_text("Next run's text:", exact=False)).to_be_visible()
+    wait_idle(page)
+    expect(tabs.filter(has_text="Paste text")).to_have_attribute("aria-selected", "true")
+    assert_no_exception(page)
