@@ -81,11 +81,10 @@ def equations_tab(current, window: bv.WindowBackprop) -> None:
     facts = bv.step_facts(params, window, t)
     numbers, outputs, hidden = st.columns([0.7, 1.4, 2.8], gap="small")
     with numbers:
-        a, b = st.columns(2)
-        a.metric("input $x_t$", repr_char(facts["input_char"]), help="the character read at step t; "
-                 "x_t is its one-hot vector")
-        b.metric("target", repr_char(facts["target_char"]), help="the next character, which p_t should predict")
-        # Numbers on their own rows: two per row truncate to "0.6…" in this narrow column.
+        # One per row: two side by side truncate to "in…" and "0.6…" in this narrow column.
+        st.metric("input $x_t$", repr_char(facts["input_char"]), help="the character read at step t; "
+                  "x_t is its one-hot vector")
+        st.metric("target", repr_char(facts["target_char"]), help="the next character, which p_t should predict")
         st.metric(r"$p_t[\mathrm{target}]$", f"{facts['p_target']:.4f}",
                   help="softmax(W_hy h_t + b_y) at the target character")
         st.metric(r"$\mathrm{loss}_t$", f"{facts['loss']:.3f}", help="−ln p_t[target], in nats")
