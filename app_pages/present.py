@@ -17,6 +17,7 @@ PRESENT_TEXT_PX = 24      # the smallest text size readable from the back row of
 st.html("""<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {
   display: none !important; }
+[data-testid="stMainBlockContainer"] { padding-top: 2rem; padding-bottom: 1rem; }
 .present-number { font-size: 56px; font-weight: 700; line-height: 1.1; }
 .present-label { font-size: 24px; color: #555; }
 .present-sample { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 24px; line-height: 1.3;
@@ -78,7 +79,7 @@ def sample() -> None:
     run = state.get_run()
     H = run.trainer.model.hidden_size
     latest = run.samples[-1] if run.samples else None
-    label, choice = st.columns([3, 2], vertical_alignment="center")
+    label, choice = st.columns([1, 1], vertical_alignment="center")   # the picker's 24 px text fits
     if ss.get("present_unit") is not None and ss.present_unit >= H:
         ss.present_unit = None      # the run was reset to fewer hidden units
     unit = choice.selectbox("Colour by hidden unit", [None, *range(H)], key="present_unit",
