@@ -32,6 +32,11 @@ link (``/?watch=<id>``, the Train page). Each round measures, in turn:
            bench reads the memory. "private" is the same difference of Private_Clean +
            Private_Dirty: Pss splits shared pages among every process mapping them, so Python
            processes starting or ending elsewhere on the machine move it, and not "private"
+With --split-cores the server (and its workers) and the owner's browser (a Chromium of its own: the
+teacher's laptop) run on the first half of the machine's cores, and the watchers' Chromium on the
+other half (CPU affinity of every process and thread, inherited by the renderers they start later):
+what the watchers cost the server and the owner, apart from what their browsers cost the machines
+they run on (in a lecture hall, the students' laptops). Without it, one Chromium, all cores shared.
 The load average printed first says how busy the machine was: other work takes cores from the
 workers, the server and Chromium alike. Figures are medians over the rounds. Targets (issue 12): with 10 watchers the owner keeps >= 0.8 x
 its speed alone; <= 5 MB of server memory per watcher.
@@ -127,6 +132,41 @@ def server_memory_mb(server_pid: int) -> tuple[float, float]:
     return pss_kb / 1024, private_kb / 1024
 
 
+def descendants(root: int) -> set[int]:
+    """The processes below ``root`` (not ``root`` itself), from /proc."""
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parents[int(pid)] = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue   # exited meanwhile
+    below, grew = set(), True
+    while grew:
+        new = {pid for pid, parent in parents.items() if (parent == root or parent in below) and pid not in below}
+        below |= new
+        grew = bool(new)
+    return below
+
+
+def pin(pids, cpus: set[int]) -> None:
+    """Every thread of ``pids`` onto ``cpus`` (processes they start later inherit it)."""
+    for pid in pids:
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            continue   # exited meanwhile
+
+
+def launch_pinned(pw, cpus: set[int] | None):
+    """A Chromium for this bench; with ``cpus``, its processes (present and future) pinned there."""
+    before = descendants(os.getpid())
+    browser = harness.launch_chromium(pw)
+    if cpus:
+        pin(descendants(os.getpid()) - before, cpus)
+    return browser
+
+
 def own_chromium_seconds() -> float:
     """CPU seconds used so far by the Chromium processes below this process (this bench's browser)."""
     parents, seconds, commands = {}, {}, {}
@@ -187,12 +227,15 @@ def measure(owner, server_pid: int, seconds: float) -> tuple[tuple[float, ...], 
     return rate, {k: (after[k] - used[k]) / (t1 - t0) for k in used}
 
 
+SERVER_CPUS: set[int] | None = None   # --split-cores: the cores the app servers run on
+
+
 def watcher_memory(browser, w: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """On a server of its own: an owner that pressed Step, one watcher that stays open, then W more.
     Returns the first watcher's (Pss, private) MB and the W watchers' (Pss, private) MB per watcher."""
     contexts = []
     try:
-        with tempfile.TemporaryDirectory() as data_dir, harness.serve_app(Path(data_dir)) as server:
+        with tempfile.TemporaryDirectory() as data_dir, harness.serve_app(Path(data_dir), cpus=SERVER_CPUS) as server:
             pid = server.process.pid
             context, owner = harness.open_app(browser, server.url, width=1400, height=1600)
             contexts.append(context)
@@ -220,7 +263,19 @@ def main(argv=None) -> None:
     ap.add_argument("--watchers", default="1,5,10", help="comma-separated numbers of watchers W")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0, help="measuring window per W and round")
+    ap.add_argument("--split-cores", action="store_true",
+                    help="the servers on the first half of the cores, this bench's Chromium on the rest")
     args = ap.parse_args(argv)
+    global SERVER_CPUS
+    if args.split_cores:
+        usable = sorted(os.sched_getaffinity(0))
+        if len(usable) < 2:
+            raise SystemExit("--split-cores needs at least 2 cores")
+        SERVER_CPUS, browser_cpus = set(usable[: len(usable) // 2]), set(usable[len(usable) // 2:])
+        print(f"servers, workers and the owner's Chromium on cores {sorted(SERVER_CPUS)}, the watchers' "
+              f"Chromium on {sorted(browser_cpus)}")
+    else:
+        browser_cpus = None
     counts = [int(w) for w in args.watchers.split(",") if w.strip()]
     if not counts or min(counts) < 1:
         raise SystemExit("--watchers: one or more numbers >= 1")
@@ -235,11 +290,12 @@ def main(argv=None) -> None:
     first = []                           # (Pss, private) MB of a server's first watcher
     lagging = []
     from playwright.sync_api import sync_playwright
-    with tempfile.TemporaryDirectory() as data_dir, harness.serve_app(Path(data_dir)) as server, \
+    with tempfile.TemporaryDirectory() as data_dir, harness.serve_app(Path(data_dir), cpus=SERVER_CPUS) as server, \
             sync_playwright() as pw:
         pid = server.process.pid
-        browser = harness.launch_chromium(pw)
-        _, owner = harness.open_app(browser, server.url, width=1400, height=1600)
+        browser = launch_pinned(pw, browser_cpus)                   # the watchers'
+        owner_browser = launch_pinned(pw, SERVER_CPUS) if args.split_cores else browser
+        _, owner = harness.open_app(owner_browser, server.url, width=1400, height=1600)
         watch_url = f"{server.url}/?watch={owner_watch_id(owner)}"
         print(f"{os.cpu_count()} cores, load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         for r in range(args.rounds):
@@ -274,6 +330,8 @@ def main(argv=None) -> None:
                 line.append(f"W={w} {each[0]:.2f} MB (private {each[1]:.2f})")
             print(f"round {r + 1}: " + "; ".join(line))
         browser.close()
+        if owner_browser is not browser:
+            owner_browser.close()
 
     alone = statistics.median(rates[0])
     print(f"\n{'W':>3} {'owner it/s':>11} {'x alone':>8} {'MB/watcher':>11} {'(private)':>10} "

@@ -79,11 +79,13 @@ class AppServer:
 
 
 @contextlib.contextmanager
-def serve_app(data_dir: Path | None = None, python: str = sys.executable) -> Iterator[AppServer]:
+def serve_app(data_dir: Path | None = None, python: str = sys.executable,
+              cpus: set[int] | None = None) -> Iterator[AppServer]:
     """Run `streamlit run dashboard.py` on a free loopback port; yield it as an AppServer; stop it after.
 
     Run files go to ``data_dir`` (a temporary directory if None) through RNN_PLAYGROUND_DATA_DIR,
-    never to the user's cache. Raises AppServerError, with the server's output, if it exits or is
+    never to the user's cache. ``cpus``: the CPU cores the server (and so its trainer workers, one per
+    core it may use) runs on; None: those of this process. Raises AppServerError, with the server's output, if it exits or is
     not healthy within SERVER_START_SECONDS.
     """
     with contextlib.ExitStack() as stack:
@@ -99,7 +101,9 @@ def serve_app(data_dir: Path | None = None, python: str = sys.executable) -> Ite
                # Others edit the tree while tests run: a file watcher would rerun sessions mid-test.
                "--server.fileWatcherType", "none"]
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    preexec_fn=pin)
         try:
             base_url = f"http://127.0.0.1:{port}"
             _wait_healthy(proc, base_url, log_path)
