@@ -6,7 +6,7 @@ from typing import NamedTuple
 import streamlit as st
 
 from playground.escape import markdown_text
-from playground.runs import saver, watch
+from playground.runs import saver
 from playground.session import app_state, persist, state, uploads
 from playground.views import qr
 from playground.views.textviews import count
@@ -111,12 +111,11 @@ def private_link_section() -> None:
 def watch_link_section(linked: bool) -> None:
     st.subheader("Watch link: your class follows this run live")
     with st.container(border=True):
-        watch_id = persist.watch_id(create=True) if linked else None
-        if watch_id is None:
+        url = persist.watch_link(state.app_base_url()) if linked else None
+        if url is None:
             st.markdown("Once the run is saved, a second link appears here: anyone who opens it sees this run "
                         "train live, on every page, but cannot start, pause, reset or change it.")
             return
-        url = f"{state.app_base_url()}/?{watch.QUERY_KEY}={watch_id}"
         text, code = st.columns([3, 1], vertical_alignment="center")
         with text:
             st.code(url, language=None)

@@ -1,12 +1,13 @@
 """Presenter mode: one screen for a projector at the back of a hall. The loss chart, the latest
 sample in large monospace type (optionally coloured by one hidden unit), iteration and bits/char in
-large type, the controls as big buttons. The sidebar (and its live tick) is still drawn, but hidden:
-its shortcuts keep working."""
+large type, the controls as big buttons, and *Class link*: the run's watch link as a QR code the
+back row can scan. The sidebar (and its live tick) is still drawn, but hidden: its shortcuts keep
+working."""
 import streamlit as st
 
 from playground.escape import html_text
-from playground.session import app_state, state
-from playground.views import analysis, loss_chart, style, textviews
+from playground.session import app_state, persist, state
+from playground.views import analysis, loss_chart, qr, style, textviews
 
 ss = st.session_state
 app = app_state.app()
@@ -20,6 +21,7 @@ st.html("""<style>
 [data-testid="stMainBlockContainer"] { padding-top: 2rem; padding-bottom: 1rem; }
 .present-number { font-size: 56px; font-weight: 700; line-height: 1.1; }
 .present-label { font-size: 24px; color: #555; }
+.present-link { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 24px; overflow-wrap: anywhere; }
 .present-sample { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 24px; line-height: 1.3;
   white-space: pre-wrap; overflow-wrap: anywhere; word-break: break-all; background: #f6f6f6;
   border-radius: 8px; padding: 10px 14px; height: 300px; overflow: hidden; }
@@ -46,7 +48,21 @@ def controls() -> None:
         st.button("Step", key="present_step", on_click=state.step_once, icon=":material/skip_next:", width="stretch")
         st.button("Reset", key="present_reset", on_click=state.new_run_from_widgets, icon=":material/restart_alt:",
                   width="stretch")
+        with st.popover("Class link", icon=":material/qr_code_2:", width="stretch",
+                        help="The watch link as a QR code: the class follows this run live on their laptops."):
+            class_link()
         state.presenter_button(width="stretch")
+
+
+def class_link() -> None:
+    """The watch link, big enough to scan from the back of the hall, and short enough to type."""
+    url = persist.watch_link(state.app_base_url())
+    if url is None:
+        st.html('<div class="present-label">Press Step or Start once: the run is saved, and its watch link '
+                'appears here.</div>')
+        return
+    st.image(qr.png(url, scale=10), width=380)
+    st.html(f'<div class="present-link">{html_text(url)}</div>')
 
 
 def sample_html(text: str) -> str:

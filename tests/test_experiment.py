@@ -160,3 +160,20 @@ def test_the_projector_style_makes_text_and_lines_big_enough_for_the_back_row():
     lines = [t for t in fig.data if t.type == "scatter" and t.fill in (None, "none") and t.line.width != 0
              and "lines" in (t.mode or "lines")]
     assert lines and all(t.line.width >= 3 for t in lines)
+
+
+def test_presenter_mode_shows_the_runs_watch_link_as_a_qr_code_once_it_is_saved():
+    import html
+
+    from playground.runs import saver, watch
+
+    at = open_link({"present": "1"})
+    assert not at.get("image") and any("Press Step or Start once" in str(h.proto.body) for h in at.get("html"))
+    at.button(key="present_step").click().run()          # saved: the run has a link, and so a watch link
+    saver.wait_for_saves(timeout=30)
+    at.run()
+    assert not at.exception
+    watch_id = saver.get_store().watch_id_of(at.session_state.app.persist.run_id)
+    link = html.unescape(next(str(h.proto.body) for h in at.get("html") if "present-link" in str(h.proto.body)))
+    assert f"/?{watch.QUERY_KEY}={watch_id}" in link and at.session_state.app.persist.run_id not in link
+    assert at.get("image")                               # the QR code

@@ -33,7 +33,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from playground.escape import markdown_text
-from playground.runs import saver, trainers
+from playground.runs import saver, trainers, watch
 from playground.runs.run import Run
 from playground.runs.saver import SessionPersist
 from playground.runs.store import RunStore, is_valid_run_id, new_run_id
@@ -263,6 +263,13 @@ def run_id() -> str:
 
 def status() -> saver.SaveStatus:
     return _session().status
+
+
+def watch_link(base_url: str) -> str | None:
+    """Absolute watch link of this run (made now if it has none): the app's address ``base_url``
+    plus ?watch=<id>. None before the run's first save, or without a run store."""
+    current = watch_id(create=True)
+    return None if current is None else f"{base_url}/?{watch.QUERY_KEY}={current}"
 
 
 def run_link(base_url: str) -> str | None:

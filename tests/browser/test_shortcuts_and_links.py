@@ -122,6 +122,14 @@ def test_presenter_mode_fits_a_1280x720_projector_with_back_row_type(browser, tm
                                 page.locator(".present-sample"), page.locator(".st-key-present_loss")):
                     box = locator.bounding_box()
                     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+                # Class link: the watch link as a QR code the back row can scan, all of it on the screen.
+                page.get_by_role("button", name="Class link").click()
+                qr_code = page.locator("[data-testid='stPopoverBody'] img")
+                qr_code.wait_for(state="visible")
+                expect(page.locator(".present-link")).to_contain_text("?watch=")
+                box = qr_code.bounding_box()
+                assert box["width"] >= 300 and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+                page.screenshot(path=str(tmp_path / "presenter_class_link.png"))
                 assert_no_exception(page)
             finally:
                 context.close()
