@@ -22,6 +22,7 @@ PLAYING_KEY = "timeline_playing"
 NEXT_KEY = "timeline_next"   # while playing: the index to show at the fragment's next run
 TIMER_KEY = "timeline_timer"  # whether the live fragment's timer was set for playing
 NEWEST_KEY = "timeline_newest"  # the newest iteration when the scrubber was last drawn
+SHOWN_KEY = "timeline_shown"  # the iteration the scrubber was last drawn at
 
 
 def refresh_interval(live: float | None) -> float | None:
@@ -91,6 +92,18 @@ def _stop() -> None:
     st.session_state.pop(NEXT_KEY, None)
 
 
+def _scrubbed() -> None:
+    """The scrubber's on_change. While playing it is disabled, so a change is a value the browser
+    sent from before the player last moved it (a tick's rerun that crossed the new position on a
+    busy laptop), not the user's: the player goes on from where it was. Otherwise the user moved it,
+    and the player stops there."""
+    ss = st.session_state
+    if ss.get(PLAYING_KEY):
+        ss[PICK_KEY] = ss.get(SHOWN_KEY, ss[PICK_KEY])
+    else:
+        _stop()
+
+
 def section(run: Run) -> None:
     """The timeline, under the loss chart (inside the live fragment)."""
     ss = st.session_state
@@ -108,7 +121,7 @@ def section(run: Run) -> None:
     ss[PICK_KEY + "_options"] = its
     _take_queued(its)
     index = chosen(run)
-    ss[PICK_KEY] = its[index]
+    ss[PICK_KEY] = ss[SHOWN_KEY] = its[index]
     ss[NEWEST_KEY] = its[-1]
     if ss.get(PLAYING_KEY):
         if index + 1 < len(its):
@@ -120,7 +133,8 @@ def section(run: Run) -> None:
     with st.container(border=True, key="timeline"):
         st.markdown("**Timeline** · rewind the run")
         if len(its) > 1:
-            st.select_slider("Snapshot", its, key=PICK_KEY, format_func=tv.moment_label, on_change=_stop,
+            st.select_slider("Snapshot", its, key=PICK_KEY, format_func=tv.moment_label, on_change=_scrubbed,
+                             disabled=bool(ss.get(PLAYING_KEY)),
                              help=f"The run keeps up to {timeline.capacity} snapshots of its whole training "
                                   "state (weights, optimizer memory, position, hidden state, random generator), "
                                   "denser early: iterations 0, 100, 200, 500, 1k, 2k, 5k, 10k, then every 10k; "
