@@ -516,6 +516,11 @@ def test_log_axes_label_one_tick_per_decade_only_over_wide_ranges():
     assert wide.layout.yaxis.type == "log" and wide.layout.yaxis.dtick == 1
     narrow = weight_figures.dh_norm_figure(np.linspace(2.0, 9.0, 25))     # under a decade: plotly's own ticks
     assert narrow.layout.yaxis.type == "log" and narrow.layout.yaxis.dtick is None
+    # one to two decades below 1: whole values at 1, 2, 5 of each decade, never a bare "9 8 7"
+    middle = weight_figures.dh_norm_figure(np.linspace(0.03, 0.9, 25))
+    assert middle.layout.yaxis.dtick is None
+    assert list(middle.layout.yaxis.ticktext) == ["0.05", "0.1", "0.2", "0.5"]
+    assert list(middle.layout.yaxis.tickvals) == pytest.approx([0.05, 0.1, 0.2, 0.5])
 
 
 def test_weight_heatmap_hover_says_what_the_row_and_column_are():

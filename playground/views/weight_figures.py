@@ -8,6 +8,7 @@ import, tested without a server.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -136,14 +137,23 @@ def weight_histogram(W, name: str, *, bins: int = 60) -> go.Figure:
 
 
 def _log_ticks(*arrays) -> dict:
-    """Tick settings for a log axis over these values: over two decades or more, one labelled tick per
-    decade (10⁻³, 10⁻², ...), since plotly's default labels every minor tick (9 8 7 6 ...); over less,
-    plotly's own ticks, which are then readable."""
+    """Tick settings for a log axis over these values. Plotly's default labels every minor tick with
+    its first digit only (9 8 7 6 ... below 1, read as nine to six), so: over two decades or more, one
+    labelled tick per decade (10⁻³, 10⁻², ...); over less, ticks at 1, 2 and 5 of each decade with
+    their whole value (0.2, 0.5, 1, 2); over less than three of those, plotly's own ticks (then
+    labelled with whole values)."""
     values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays]) if arrays else np.array([])
     values = values[np.isfinite(values) & (values > 0)]
-    if values.size and values.max() / values.min() >= 100.0:
+    if not values.size:
+        return {}
+    low, high = float(values.min()), float(values.max())
+    if high / low >= 100.0:
         return dict(dtick=1, exponentformat="power")
-    return {}
+    ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+             for m in (1, 2, 5) if low <= m * 10.0 ** k <= high]
+    if len(ticks) < 3:
+        return {}
+    return dict(tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
 
 
 def dh_norm_figure(dh_norms, chars: str | Sequence[str] | None = None, *, log_y: bool = True) -> go.Figure:
