@@ -168,28 +168,17 @@ def launch_pinned(pw, cpus: set[int] | None):
 
 
 def own_chromium_seconds() -> float:
-    """CPU seconds used so far by the Chromium processes below this process (this bench's browser)."""
-    parents, seconds, commands = {}, {}, {}
+    """CPU seconds used so far by the Chromium processes below this process (this bench's browsers)."""
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    total = 0.0
+    for pid in descendants(os.getpid()):
         try:
+            if b"chrom" not in open(f"/proc/{pid}/cmdline", "rb").read():
+                continue
             fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            commands[int(pid)] = open(f"/proc/{pid}/cmdline", "rb").read()
         except OSError:
             continue   # exited meanwhile
-        parents[int(pid)] = int(fields[1])
-        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
-    mine, total = {os.getpid()}, 0.0
-    for pid in parents:            # walk up each process's ancestry until it meets this process or ends
-        chain, p = [], pid
-        while p in parents and p not in mine and p > 1:
-            chain.append(p)
-            p = parents[p]
-        if p in mine:
-            mine.update(chain)
-    for pid in mine - {os.getpid()}:
-        if b"chrom" in commands.get(pid, b""):
-            total += seconds[pid]
+        total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 

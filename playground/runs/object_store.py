@@ -197,7 +197,7 @@ class ObjectRunStore:
     # ------------------------------------------------------------ runs
     def run_url(self, run_id: str) -> str:
         """``s3://bucket/prefix/<run_id>.npz``; ValueError for an invalid id (before any request)."""
-        return f"{SCHEME}://{self.bucket}/{self._key(_check_run_id(run_id) + RUN_FILE_SUFFIX)}"
+        return f"{SCHEME}://{self.bucket}/{self._run_key(run_id)}"
 
     def _run_key(self, run_id: str) -> str:
         return self._key(_check_run_id(run_id) + RUN_FILE_SUFFIX)

@@ -96,16 +96,25 @@ def restarted_sentence(iteration: int) -> str:
             "Press Start to train on.")
 
 
+def _whole_number_setting(name: str, high: int) -> int | None:
+    """$``name`` as a whole number from 1 to ``high``; None when unset or blank; ValueError naming
+    the variable, the range and the value otherwise."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= high:
+        raise ValueError(f"{name} must be a whole number from 1 to {high}, got {raw!r}")
+    return value
+
+
 def default_workers() -> int:
     """$RNN_PLAYGROUND_WORKERS, else the number of CPU cores this process may use."""
-    raw = os.environ.get(ENV_WORKERS)
-    if raw is not None and raw.strip():
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if not 1 <= value <= 1024:
-            raise ValueError(f"{ENV_WORKERS} must be a whole number from 1 to 1024, got {raw!r}")
+    value = _whole_number_setting(ENV_WORKERS, 1024)
+    if value is not None:
         return value
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -115,16 +124,8 @@ def default_workers() -> int:
 
 def default_max_training(workers: int) -> int:
     """$RNN_PLAYGROUND_MAX_TRAINING, else TRAINING_PER_WORKER per worker."""
-    raw = os.environ.get(ENV_MAX_TRAINING)
-    if raw is not None and raw.strip():
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if not 1 <= value <= 100_000:
-            raise ValueError(f"{ENV_MAX_TRAINING} must be a whole number from 1 to 100000, got {raw!r}")
-        return value
-    return TRAINING_PER_WORKER * workers
+    value = _whole_number_setting(ENV_MAX_TRAINING, 100_000)
+    return TRAINING_PER_WORKER * workers if value is None else value
 
 
 # ================================================================ the worker process
