@@ -37,10 +37,29 @@ START_SECONDS = 90.0          # a replica or Ray head not up by then is reported
 STOP_SECONDS = 45.0           # a Ray head drains for up to 30 s after SIGTERM
 
 
-# `ray start` runs a cluster with token authentication (the token in ~/.ray/auth_token), while a
-# process joining it with ray.init assumes none unless told: the replicas and the head's own
-# shutdown are told. Set RAY_AUTH_MODE yourself to override.
-_RAY_AUTH = {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+# `ray start` runs a cluster with token authentication and refuses to start without a token
+# (RAY_AUTH_TOKEN, the file RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token), while a process
+# joining it with ray.init assumes no authentication unless told: the replicas are told. Set
+# RAY_AUTH_MODE yourself to override.
+RAY_TOKEN_FILE = "ray-auth-token"     # in the work directory, when a head is started and no token exists
+
+
+def ray_auth_env(work_dir: Path, start_head: bool, environ=os.environ, home: Path | None = None) -> dict:
+    """The environment a Ray head this script starts, and every process joining it, needs to agree
+    on authentication. With token authentication and no token anywhere, a head started here gets
+    a new one in ``work_dir`` (readable by this user only); joining a cluster someone else started,
+    the token must be theirs, so none is made up."""
+    mode = environ.get("RAY_AUTH_MODE", "token")
+    if mode.lower() != "token" or "RAY_AUTH_TOKEN" in environ or "RAY_AUTH_TOKEN_PATH" in environ:
+        return {"RAY_AUTH_MODE": mode}
+    if ((home or Path.home()) / ".ray" / "auth_token").is_file() or not start_head:
+        return {"RAY_AUTH_MODE": mode}
+    token = work_dir / RAY_TOKEN_FILE
+    if not token.is_file():
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))     # Ray's own format: 256 random bits in hex
+    return {"RAY_AUTH_MODE": mode, "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
 class DeployError(RuntimeError):
@@ -135,6 +154,7 @@ class Deployment:
     replicas: list[Replica] = field(default_factory=list)
     proxy: subprocess.Popen | None = None
     head: subprocess.Popen | None = None
+    ray_env: dict = field(default_factory=dict)   # what a process joining this Ray needs (ray_auth_env)
 
     @property
     def url(self) -> str:
@@ -151,6 +171,8 @@ class Deployment:
         if haproxy is None:
             raise DeployError("HAProxy is missing: install Debian's haproxy (apt-get install haproxy)")
         try:
+            if self.ray_head or self.ray_address:
+                self.ray_env = ray_auth_env(self.work_dir, start_head=self.ray_head)
             if self.ray_head:
                 self._start_ray_head()
             self._cookie_secret = secrets.token_urlsafe(32)
@@ -172,7 +194,7 @@ class Deployment:
         if self.ray_cpus:
             cmd += ["--num-cpus", str(self.ray_cpus)]
         with open(log, "wb") as out:
-            self.head = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **_RAY_AUTH}, stdout=out,
+            self.head = subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **self.ray_env}, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self.ray_address = f"127.0.0.1:{gcs_port}"
         _until(lambda: "will now block" in _log_tail(log, 100_000), "the Ray head", log, process=self.head)
@@ -185,7 +207,7 @@ class Deployment:
                "STREAMLIT_SERVER_COOKIE_SECRET": self._cookie_secret}   # not allowed on the command line
         if self.ray_address:
             env["RNN_PLAYGROUND_RAY_ADDRESS"] = self.ray_address
-            env = {**_RAY_AUTH, **env}
+            env = {**self.ray_env, **env}
         cmd = [self.python, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false",
@@ -263,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serving {deployment.url} from {len(deployment.replicas)} replicas "
               f"(ports {', '.join(str(r.port) for r in deployment.replicas)})"
               + (f", runs on Ray at {deployment.ray_address}" if deployment.ray_address else "")
+              + (f" (its token: {deployment.ray_env['RAY_AUTH_TOKEN_PATH']}; a node joining it needs that"
+                 " file as ~/.ray/auth_token)" if "RAY_AUTH_TOKEN_PATH" in deployment.ray_env else "")
               + f"; logs in {deployment.work_dir}. Ctrl-C stops everything.", flush=True)
         while all(r.process.poll() is None for r in deployment.replicas) and deployment.proxy.poll() is None:
             time.sleep(1)   # supervision: this loop only notices a part that exited

@@ -70,7 +70,7 @@ def kill_actor(deployment, run_id: str) -> None:
     """ray.kill the run's actor from a process of its own joined to the deployment's Ray."""
     code = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
             "ray.kill(ray.get_actor(sys.argv[2], namespace='rnn-playground'), no_restart=True)")
-    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    env = {**os.environ, **deployment.ray_env}
     done = subprocess.run([sys.executable, "-c", code, deployment.ray_address, run_id], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
