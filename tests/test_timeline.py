@@ -158,8 +158,11 @@ def test_restore_with_another_optimizer_and_learning_rate_since():
     run.step(100)
     reference = run.trainer.clone()
     run.trainer.set_optimizer("sgd")
-    run.trainer.learning_rate = 0.5
-    run.step(50)
+    # A learning rate far from where SGD blows up on this text: at 0.5 its loss grows chaotically,
+    # and whether the divergence guard rolls back within 50 steps depended on round-off.
+    run.trainer.learning_rate = 0.02
+    report = run.step(50)
+    assert report.alert is None and run.iteration == 150
     restored = tl.restore(run.trainer, run.timeline.snapshots[-1])
     assert_same_state(trainer_state(restored), trainer_state(reference))
 
