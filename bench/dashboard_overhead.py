@@ -4,7 +4,9 @@ Run from the repository root (needs Debian's chromium and Playwright, as the bro
 
     .venv/bin/python -m bench.dashboard_overhead [--seconds 10] [--rounds 3] [--sessions 6]
 
-Measured alternately in one run, at the classic setting (Shakespeare, H=100, T=25, batch 1, Adagrad):
+Measured alternately in one run, at the classic setting (Shakespeare, H=100, T=25, batch 1, Adagrad),
+each window starting once Chromium and the server are quiet (a chart that a Pause redraws would
+otherwise spill into the next contender's window):
   engine   rnn_core Trainer.step in this process, iterations/s (the app's server is idle meanwhile)
   app      the dashboard's Train page training in headless Chromium: iterations between Start and
            Pause, read after Pause (the count shown while training lags by a tick)
@@ -70,6 +72,21 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     return used
 
 
+def wait_quiet(server_pid: int, busy_cores: float = 0.05, window: float = 0.5, longest: float = 15.0) -> float:
+    """Until Chromium and the server have used under ``busy_cores`` of a core for ``window``
+    seconds (at most ``longest``): a chart a Pause redraws, or a page still settling, must not
+    spill into the next contender's measuring window. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    before = cpu_seconds(server_pid)
+    while time.perf_counter() - t0 < longest:
+        time.sleep(window)   # a benchmark's sampling interval, not synchronisation
+        now = cpu_seconds(server_pid)
+        if (now["chromium"] - before["chromium"]) + (now["server"] - before["server"]) < busy_cores * window:
+            break
+        before = now
+    return time.perf_counter() - t0
+
+
 def app_rates(pages, seconds: float) -> tuple[list[float], list[float]]:
     """Train every page's session at once for ``seconds``: (iterations/s of each, Pause latencies).
     Counts are read while paused, before Start and after Pause, so they are exact."""
@@ -133,20 +150,27 @@ def main(argv=None) -> None:
             _, long_page = harness.open_app(browser, f"{url}/?run={run_id}", width=1400, height=1600)
             classroom = [harness.open_app(browser, f"{url}/files", width=1200, height=900)[1]
                          for _ in range(args.sessions)]
+            pid = server.process.pid
             for r in range(args.rounds):
+                wait_quiet(pid)
                 rates["engine"].append(engine_rate(engine_run, args.seconds))
+                wait_quiet(pid)
                 one, latency = app_rates([fresh], args.seconds)
                 rates["app"].append(one[0])
                 pauses += latency
+                wait_quiet(pid)
                 rates["app+long"].append(app_rate(long_page, args.seconds))
-                used, t0 = cpu_seconds(server.process.pid), time.perf_counter()
+                wait_quiet(pid)
+                used, t0 = cpu_seconds(pid), time.perf_counter()
                 each, latency = app_rates(classroom, args.seconds)
-                after, t1 = cpu_seconds(server.process.pid), time.perf_counter()
+                after, t1 = cpu_seconds(pid), time.perf_counter()
                 cores.append({k: (after[k] - used[k]) / (t1 - t0) for k in used})
                 rates["class"].append(sum(each))
                 spreads.append(min(each) / max(each))
                 pauses += latency
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} it/s" for k, v in rates.items())
+                      + f", app/engine {rates['app'][-1] / rates['engine'][-1]:.2f}"
+                      + f", class/app {rates['class'][-1] / rates['app'][-1]:.2f}"
                       + f", class slowest/fastest {spreads[-1]:.2f}, class cores "
                       + ", ".join(f"{k} {v:.2f}" for k, v in cores[-1].items()))
                 for page in (fresh, long_page, *classroom):
