@@ -3,6 +3,9 @@ independent per-timestep reference of the RNN math, and exact snapshots of a tra
 
 import pathlib
 
+# Before NumPy: one BLAS thread, as in the app's server and its trainer processes (whose results
+# some tests compare with this process's bit for bit; 1 and 2 threads round larger products differently).
+import playground  # noqa: F401
 import numpy as np
 import pytest
 
