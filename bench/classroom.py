@@ -13,6 +13,8 @@ asks its handle for progress every 0.25 s (the sidebar's tick, or faster) and fo
   pool     the app today: a TrainerPool with one worker process per usable core (the default);
   threads  the architecture before it, as the baseline: S threads of this process, each training
            its own Run in Run.tick(0.3) slices (GIL-bound), with no server around them.
+  engine   S=1 only: rnn_core's Trainer.step in a thread of this process, nothing of the app
+           around it; printed as one pool session / the engine alone.
 
 Both are measured in the same run, round-robin over --rounds rounds (medians; a shared machine's
 other load moves from window to window). Per architecture and S: the aggregate iterations/s
@@ -73,12 +75,20 @@ def pool_session(pool: TrainerPool, run: Run, stop: threading.Event, log: dict, 
         errors.append(f"{type(exc).__name__}: {exc}")
 
 
-def thread_session(pool: None, run: Run, stop: threading.Event, log: dict, name: int) -> None:
-    """One session before the pool: the script thread trains its own run in 0.3 s ticks."""
-    readings, _, _ = log[name] = ([], [], [])
-    while not stop.is_set():
-        run.tick(OLD_TICK_SECONDS)
-        readings.append((time.perf_counter(), run.iteration))
+def in_process_session(advance):
+    """A session that trains its own run in this thread by calling ``advance(run)`` repeatedly."""
+    def session(pool: None, run: Run, stop: threading.Event, log: dict, name: int) -> None:
+        readings, _, _ = log[name] = ([], [], [])
+        while not stop.is_set():
+            advance(run)
+            readings.append((time.perf_counter(), run.iteration))
+    return session
+
+
+# One session before the pool: the script thread trains its own run in 0.3 s ticks.
+thread_session = in_process_session(lambda run: run.tick(OLD_TICK_SECONDS))
+# The engine alone, nothing of the app around it (S=1 only): what one pool session is compared with.
+engine_session = in_process_session(lambda run: run.trainer.step(20))
 
 
 def cpu_seconds(pool: TrainerPool | None) -> tuple[float, float]:
@@ -207,6 +217,7 @@ def main() -> None:
         other_pool = ray_backend.RayPool(address="local", store_dir=None, max_training=10_000)
         other_pool.join_cluster()
     results: dict[tuple[str, int], list[dict]] = {(a, s): [] for a in ("pool", other_arch) for s in counts}
+    results["engine", 1] = []
     try:
         for index in range(pool.size):   # start the workers before any window opens
             pool.client(index).call("ping")
@@ -216,6 +227,7 @@ def main() -> None:
             for s in counts:
                 results["pool", s].append(measure(pool_session, pool, s, args.warmup, args.seconds))
                 results[other_arch, s].append(measure(other_session, other_pool, s, args.warmup, args.seconds))
+            results["engine", 1].append(measure(engine_session, None, 1, args.warmup, args.seconds))
         if args.backend == "ray":
             ray_overheads(pool, other_pool)
     finally:
@@ -242,6 +254,7 @@ def main() -> None:
     one_pool, one_other = (median(results[a, 1], lambda r: sum(r["rates"])) for a in ("pool", other_arch))
     print(f"\none session: {other_arch} / pool = {one_other / one_pool:.2f}" if args.backend == "ray" else
           f"\none session: pool / threads = {one_pool / one_other:.2f}")
+    print(f"one session: pool / the engine alone = {one_pool / median(results['engine', 1], lambda r: sum(r['rates'])):.2f}")
     for error in sorted({e for rounds in results.values() for r in rounds for e in r["errors"]}):
         print("session error:", error)
 
